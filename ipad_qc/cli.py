@@ -1,0 +1,245 @@
+"""The ``ipad-qc`` command line."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from ipad_qc import __version__
+from ipad_qc.classes import CLASS_NAMES
+from ipad_qc.detectors.registry import UnknownDetectorError, available_detectors
+from ipad_qc.device import DEVICE_CHOICES, DeviceUnavailableError
+from ipad_qc.gating import flagged_rows, parse_fail_on
+from ipad_qc.io import RAW_MODES
+from ipad_qc.scanner import ItemResult, ScanError, ScanOptions, ScanSummary, scan
+from ipad_qc.store import ResultStore
+
+EXIT_OK, EXIT_DECODE_ERRORS, EXIT_USAGE, EXIT_FLAGGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+err_console = Console(stderr=True)
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("-- img/s" if speed is None else f"{speed:.1f} img/s", style="progress.data.speed")
+
+
+class RichListener:
+    """Progress bar with rate and ETA; decode errors are printed above it as they happen."""
+
+    def __init__(self, console: Console, quiet: bool) -> None:
+        self.console = console
+        self.quiet = quiet
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("[bold]scanning"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console,
+            disable=quiet, transient=False,
+        )
+        self.task = None
+
+    def started(self, to_scan: int, skipped: int) -> None:
+        if skipped and not self.quiet:
+            self.console.print(f"{skipped} file(s) unchanged since the last scan: skipped")
+        self.progress.start()
+        self.task = self.progress.add_task("scan", total=to_scan)
+
+    def advanced(self, item: ItemResult) -> None:
+        if item.status == "error":
+            self.progress.console.print(f"[red]error[/red] {item.relpath}: {item.error}", markup=True,
+                                        highlight=False)
+        self.progress.advance(self.task)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def _parse_detector_options(values: tuple[str, ...]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--detector-option")
+        try:
+            options[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key.strip()] = raw
+    return options
+
+
+def _summary_table(summary: ScanSummary) -> Table:
+    table = Table(title=f"ipad-qc scan of {summary.root}", show_header=True, header_style="bold")
+    table.add_column("result")
+    table.add_column("images", justify="right")
+    for name in CLASS_NAMES:
+        table.add_row(name, str(summary.labels.get(name, 0)))
+    table.add_row("decode errors", str(summary.error_count), style="red" if summary.error_count else None)
+    table.add_section()
+    table.add_row("scanned now", str(summary.scanned))
+    table.add_row("failed now", str(summary.failed))
+    table.add_row("unchanged (skipped)", str(summary.skipped))
+    table.add_row("not images (ignored)", str(summary.ignored))
+    if summary.excluded:
+        table.add_row("excluded by filters", str(summary.excluded))
+    if summary.removed:
+        table.add_row("rows of deleted files removed", str(summary.removed))
+    return table
+
+
+def _print_summary(console: Console, summary: ScanSummary) -> None:
+    console.print(_summary_table(summary))
+    done = summary.scanned + summary.failed
+    rate = done / summary.elapsed_s if summary.elapsed_s > 0 else 0.0
+    console.print(f"{done} file(s) in {summary.elapsed_s:.1f} s ({rate:.2f} img/s); "
+                  f"decode {summary.decode_s:.1f} s (summed over workers), detect {summary.detect_s:.1f} s")
+    for path, reason in summary.problems:
+        console.print(f"[yellow]warning[/yellow] {path}: {reason}", highlight=False)
+    for path, reason in summary.errors[:20]:
+        console.print(f"[red]error[/red] {path}: {reason}", highlight=False)
+    if summary.error_count > 20:
+        console.print(f"... and {summary.error_count - 20} more errors: see results.csv")
+    console.print(f"results: {summary.run_dir / 'results.csv'}, {summary.run_dir / 'results.jsonl'}, "
+                  f"{summary.run_dir / 'results.sqlite'}")
+
+
+def _raise_interrupt_on_sigterm() -> None:
+    """Treat ``kill`` (SIGTERM) like Ctrl-C: finish the committed batches and write the exports."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="ipad-qc")
+def main() -> None:
+    """Find ghosting, lens flare and moiré in folders of photos, with masks, and route the flagged ones.
+
+    \b
+    Typical use:
+      ipad-qc scan ./shots --out runs/today      # detect, write results.csv / .jsonl / .sqlite + masks
+      ipad-qc detectors                          # list installed detectors
+    """
+
+
+@main.command("scan")
+@click.argument("root", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run folder for results.csv/.jsonl/.sqlite and masks/. Re-using it resumes and only "
+                   "re-scans new or changed files. [default: runs/<name of ROOT>]")
+@click.option("--detector", default="classic", show_default=True,
+              help="Detector name (see `ipad-qc detectors`). `classic` needs no model weights.")
+@click.option("--detector-option", "detector_options", multiple=True, metavar="KEY=VALUE",
+              help="Option passed to the detector (value parsed as JSON when possible). Repeatable.")
+@click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True,
+              help="Where the detector runs; `auto` picks a CUDA GPU when PyTorch sees one.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Images per detector call; results are committed once per batch.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Decode processes (0 decodes in the main process). [default: number of CPU cores]")
+@click.option("--raw-mode", type=click.Choice(RAW_MODES), default="preview", show_default=True,
+              help="RAW decoding: `preview` uses the embedded camera JPEG when it is large enough (fast, "
+                   "falls back to `half`), `half` demosaics at half size, `full` at full size.")
+@click.option("--allow-partial", is_flag=True,
+              help="Scan what is left of truncated JPEGs (with a warning) instead of failing them.")
+@click.option("--include", multiple=True, metavar="GLOB",
+              help="Only scan paths matching GLOB (relative to ROOT; `**` spans folders; a pattern "
+                   "without `/` matches the file name). Repeatable.")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files and folders matching GLOB. Repeatable.")
+@click.option("--hidden", is_flag=True, help="Also scan hidden files and folders (names starting with '.').")
+@click.option("--force", is_flag=True, help="Re-scan every file, even unchanged ones.")
+@click.option("--retry-errors", is_flag=True, help="Re-try files that failed to decode in an earlier scan.")
+@click.option("--no-maps", is_flag=True, help="Do not write the per-class probability maps (maps/).")
+@click.option("--fail-on", "fail_on", metavar="CLASSES",
+              help="Exit with code 3 when an image is flagged, for CI gating: `flare,ghosting` fails on "
+                   "those labels, `flare:0.6` on a flare score >= 0.6.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary; errors still go to stderr.")
+def scan_command(root: Path, out: Path | None, detector: str, detector_options: tuple[str, ...], device: str,
+                 batch_size: int, workers: int | None, raw_mode: str, allow_partial: bool,
+                 include: tuple[str, ...], exclude: tuple[str, ...], hidden: bool, force: bool,
+                 retry_errors: bool, no_maps: bool, fail_on: str | None, quiet: bool) -> None:
+    """Scan ROOT (a folder, searched recursively, or one image) for ghosting, flare and moiré.
+
+    \b
+    Writes into the run folder:
+      results.csv / results.jsonl   one row per image: label, class scores, mask fraction, ...
+      results.sqlite                the same rows; later steps (reports, routing) read it
+      masks/<path>.png              binary artifact mask at the original size (flagged images)
+      maps/<path>.png               per-class probability maps (R ghosting, G flare, B moiré)
+
+    \b
+    Exit codes: 0 all files scanned, 1 some files could not be decoded (they are listed as
+    error rows), 2 usage error, 3 --fail-on matched, 130 interrupted (re-run to resume).
+    """
+    try:
+        rules = parse_fail_on(fail_on) if fail_on else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fail-on") from None
+    options = ScanOptions(detector=detector, detector_options=_parse_detector_options(detector_options),
+                          device=device, batch_size=batch_size, workers=workers, raw_mode=raw_mode,
+                          allow_partial=allow_partial, include=include, exclude=exclude, include_hidden=hidden,
+                          force=force, retry_errors=retry_errors, write_maps=not no_maps)
+    run_dir = out or Path("runs") / (root.resolve().name or "root")
+    console = Console(stderr=True)
+    listener = RichListener(console, quiet)
+    _raise_interrupt_on_sigterm()
+    try:
+        summary = scan(root, run_dir, options, listener=listener)
+    except (ScanError, UnknownDetectorError, DeviceUnavailableError, ValueError) as exc:
+        listener.stop()
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(EXIT_USAGE)
+    listener.stop()
+    if not quiet:
+        _print_summary(Console(), summary)
+    sys.exit(_exit_code(summary, run_dir, rules))
+
+
+def _exit_code(summary: ScanSummary, run_dir: Path, rules: dict[str, float | None] | None) -> int:
+    if summary.interrupted:
+        err_console.print("interrupted: finished batches are saved; run the same command again to resume")
+        return EXIT_INTERRUPTED
+    if rules:
+        with ResultStore(run_dir) as store:
+            hits = flagged_rows(store.rows(), rules)
+        if hits:
+            for path, name in hits[:20]:
+                err_console.print(f"[yellow]flagged[/yellow] {name}: {path}", highlight=False)
+            err_console.print(f"--fail-on: {len(hits)} flagged image(s)")
+            return EXIT_FLAGGED
+    return EXIT_DECODE_ERRORS if summary.error_count else EXIT_OK
+
+
+@main.command("detectors")
+def detectors_command() -> None:
+    """List the installed detectors (built-in and from the `ipad_qc.detectors` entry-point group)."""
+    table = Table(show_header=True, header_style="bold")
+    for column in ("name", "origin", "factory"):
+        table.add_column(column)
+    for info in available_detectors():
+        table.add_row(info.name, info.origin, info.target)
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()

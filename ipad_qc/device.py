@@ -1,0 +1,34 @@
+"""Choose the compute device from ``--device auto|cpu|cuda`` without importing torch needlessly."""
+
+from __future__ import annotations
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+class DeviceUnavailableError(RuntimeError):
+    """``cuda`` was asked for on a machine where PyTorch sees no CUDA device."""
+
+
+def cuda_available() -> bool:
+    """True when PyTorch imports and sees a CUDA device. A broken torch install counts as no CUDA."""
+    try:
+        import torch
+    except Exception:  # an unusable torch must not stop a CPU-only scan
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def resolve_device(requested: str) -> str:
+    """``auto`` becomes ``cuda`` when available, else ``cpu``; ``cuda:N`` is accepted as given."""
+    requested = requested.strip().lower()
+    if requested == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    if requested == "cpu":
+        return "cpu"
+    if requested == "cuda" or requested.startswith("cuda:"):
+        if not cuda_available():
+            raise DeviceUnavailableError(
+                "--device cuda was requested but PyTorch sees no CUDA GPU here; use --device cpu or auto"
+            )
+        return requested
+    raise ValueError(f"unknown device {requested!r}; choose from {', '.join(DEVICE_CHOICES)} (or cuda:N)")

@@ -1,0 +1,179 @@
+"""The results database of a run folder (``results.sqlite``): one row per input file.
+
+SQLite in WAL mode, committed once per batch: a scan killed at any point (Ctrl-C or ``kill -9``)
+keeps every committed row, and because rows are keyed by the relative path and written with an
+upsert, a re-run can never duplicate one. Routing, reports and comparisons read this database;
+``results.csv`` and ``results.jsonl`` are exports of it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+DB_NAME = "results.sqlite"
+
+# Column name -> SQL type. The first columns are the CSV contract other tools rely on.
+RESULT_COLUMNS: dict[str, str] = {
+    "path": "TEXT PRIMARY KEY",
+    "status": "TEXT NOT NULL CHECK (status IN ('ok', 'error'))",
+    "error": "TEXT",
+    "label": "TEXT",
+    "score_clean": "REAL",
+    "score_ghosting": "REAL",
+    "score_flare": "REAL",
+    "score_moire": "REAL",
+    "mask_fraction": "REAL",
+    "mask_path": "TEXT",
+    "width": "INTEGER",
+    "height": "INTEGER",
+    "format": "TEXT",
+    "detector": "TEXT",
+    "warning": "TEXT",
+    "map_path": "TEXT",
+    "bit_depth": "INTEGER",
+    "decode_mode": "TEXT",
+    "settings_hash": "TEXT",
+    "file_size": "INTEGER",
+    "file_mtime_ns": "INTEGER",
+    "content_hash": "TEXT",
+    "decode_ms": "REAL",
+    "detect_ms": "REAL",
+    "scanned_at": "TEXT",
+}
+
+_SCANS_TABLE = """
+CREATE TABLE IF NOT EXISTS scans (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    root TEXT NOT NULL,
+    detector TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    outcome TEXT NOT NULL DEFAULT 'running',
+    counts TEXT
+)"""
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """What the store knows about a file, enough to decide whether a re-scan can skip it."""
+
+    status: str
+    settings_hash: str | None
+    file_size: int | None
+    file_mtime_ns: int | None
+    content_hash: str | None
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class ResultStore:
+    """Open (creating if needed) the results database of a run folder."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.run_dir / DB_NAME
+        self._db = sqlite3.connect(self.path)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        columns = ",\n    ".join(f"{name} {kind}" for name, kind in RESULT_COLUMNS.items())
+        with self._db:
+            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self._db.execute(f"CREATE TABLE IF NOT EXISTS results (\n    {columns}\n)")
+            self._db.execute(_SCANS_TABLE)
+        version = self.get_meta("schema_version")
+        if version is None:
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+        elif int(version) > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path} was written by a newer ipad-qc (schema {version}); upgrade ipad-qc to read it"
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- metadata -----------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._db:
+            self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                             "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    # --- scan history -------------------------------------------------------------------------
+    def begin_scan(self, root: str, detector: str, settings: Mapping[str, Any]) -> int:
+        with self._db:
+            cursor = self._db.execute(
+                "INSERT INTO scans (started_at, root, detector, settings) VALUES (?, ?, ?, ?)",
+                (utc_now(), root, detector, json.dumps(settings, sort_keys=True)),
+            )
+        return int(cursor.lastrowid)
+
+    def end_scan(self, scan_id: int, outcome: str, counts: Mapping[str, int]) -> None:
+        with self._db:
+            self._db.execute(
+                "UPDATE scans SET finished_at = ?, outcome = ?, counts = ? WHERE id = ?",
+                (utc_now(), outcome, json.dumps(dict(counts), sort_keys=True), scan_id),
+            )
+
+    # --- results ------------------------------------------------------------------------------
+    def known_files(self) -> dict[str, StoredFile]:
+        """Everything needed to decide, per relative path, whether a re-scan can skip the file."""
+        rows = self._db.execute(
+            "SELECT path, status, settings_hash, file_size, file_mtime_ns, content_hash FROM results"
+        )
+        return {row["path"]: StoredFile(*tuple(row)[1:]) for row in rows}
+
+    def put_batch(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Upsert a batch of result rows in one transaction (one commit per batch)."""
+        names = list(RESULT_COLUMNS)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in names[1:])
+        sql = (f"INSERT INTO results ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+               f"ON CONFLICT(path) DO UPDATE SET {updates}")
+        with self._db:
+            self._db.executemany(sql, [tuple(row.get(name) for name in names) for row in rows])
+
+    def update_stat(self, path: str, file_size: int, file_mtime_ns: int) -> None:
+        """Record a new size/mtime for a file whose content hash proved it unchanged."""
+        with self._db:
+            self._db.execute("UPDATE results SET file_size = ?, file_mtime_ns = ? WHERE path = ?",
+                             (file_size, file_mtime_ns, path))
+
+    def delete_missing(self, present: set[str]) -> list[str]:
+        """Drop rows of files that are no longer in the scanned tree; returns their paths."""
+        gone = [path for path in self.known_files() if path not in present]
+        with self._db:
+            self._db.executemany("DELETE FROM results WHERE path = ?", [(path,) for path in gone])
+        return gone
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """All result rows, sorted by path."""
+        with closing(self._db.execute("SELECT * FROM results ORDER BY path")) as cursor:
+            for row in cursor:
+                yield dict(row)
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])

@@ -1,0 +1,330 @@
+"""Physically motivated artifact synthesis on clean float RGB images (the paper's Section 3).
+
+Each ``add_*`` function takes a clean float32 RGB image in [0, 1] and a ``numpy`` Generator and
+returns ``(image_with_artifact, mask)`` where ``mask`` is a bool ``(H, W)`` array marking where the
+artifact is visible. Parameters left as ``None`` are drawn from ``rng`` within the documented
+ranges, so one seed always gives the same bytes.
+
+* Flare is *additive light*: internal reflections and scattering add photons to the scene, and the
+  sensor clips. It is therefore added in linear light and clipped, rather than alpha-blended by
+  Eq. 1 (alpha blending would darken a bright background under a dim flare, which light cannot do).
+  Pixels outside the mask are left untouched, as Eq. 1 does.
+* Moiré is real aliasing: the screen's RGB sub-pixel grid is point-sampled on the sensor lattice,
+  and the rendered screen is blended into the screen quadrilateral by Eq. 1.
+* Ghosting is the output of a multi-frame fusion operator run on misaligned frames.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ipad_qc.synthetic.scenes import pink_noise
+
+_GAMMA = 2.2
+
+
+def to_linear(image: np.ndarray) -> np.ndarray:
+    """Display-referred [0, 1] values to linear light (a plain gamma; exact sRGB is not needed)."""
+    return np.power(np.clip(image, 0, 1), _GAMMA)
+
+
+def to_display(linear: np.ndarray) -> np.ndarray:
+    """Linear light to display-referred values, clipped like a sensor at full well."""
+    return np.power(np.clip(linear, 0, 1), 1 / _GAMMA).astype(np.float32)
+
+
+def blend_eq1(image: np.ndarray, pattern: np.ndarray, mask: np.ndarray, phi: float) -> np.ndarray:
+    """Eq. 1: ``I = I_gt ⊙ (1 − M) + [(1 − φ) I_gt + φ N] ⊙ M`` with a binary mask ``M``."""
+    blended = (1 - phi) * image + phi * pattern
+    return np.where(mask[..., None], blended, image).astype(np.float32)
+
+
+def _pick(rng: np.random.Generator, value: float | None, low: float, high: float) -> float:
+    return float(rng.uniform(low, high)) if value is None else float(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Flare
+
+
+def brightest_blob(image: np.ndarray) -> tuple[float, float]:
+    """Centre (x, y) of the brightest smoothed spot: where a detector of the sun/lamp would put it."""
+    luminance = image.mean(axis=2)
+    smooth = cv2.GaussianBlur(luminance, (0, 0), max(2.0, 0.01 * max(image.shape[:2])))
+    y, x = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
+    return float(x), float(y)
+
+
+def flare_pattern(
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    source: tuple[float, float],
+    *,
+    strength: float = 1.0,
+) -> np.ndarray:
+    """Linear-light flare ``N`` (H x W x 3, unbounded): source core, glow, streaks and reflection ghosts.
+
+    The glow is a power-law veiling glare (intensity ∝ 1/(1 + (r/r0)²)), the streaks are diffraction
+    spikes of the aperture blades, and the ghosts are inter-reflections which, for a centred optical
+    system, lie on the line through the source and the image centre.
+    """
+    diagonal = float(np.hypot(height, width))
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    dx, dy = xs - source[0], ys - source[1]
+    radius = np.sqrt(dx * dx + dy * dy)
+    tint = np.array([1.0, rng.uniform(0.8, 1.0), rng.uniform(0.55, 1.0)], np.float32)
+    if rng.random() < 0.3:
+        tint = tint[::-1].copy()
+
+    core_radius = rng.uniform(0.006, 0.015) * diagonal
+    glow_radius = rng.uniform(0.03, 0.09) * diagonal
+    intensity = 6.0 * np.clip(1 - (radius / core_radius) ** 2, 0, 1)
+    intensity += rng.uniform(0.5, 1.5) / (1 + (radius / glow_radius) ** 2)
+
+    blades = int(rng.choice([4, 6, 8, 12]))
+    theta = np.arctan2(dy, dx)
+    phase = rng.uniform(0, np.pi)
+    spike_width = rng.uniform(1.0, 2.5) * diagonal / 1000
+    along = np.exp(-radius / (rng.uniform(0.1, 0.3) * diagonal))
+    for k in range(blades):
+        offset = np.angle(np.exp(1j * (theta - phase - k * 2 * np.pi / blades)))
+        across = radius * np.sin(np.abs(offset).clip(max=np.pi / 2))
+        intensity += rng.uniform(0.2, 0.6) * along * np.exp(-0.5 * (across / spike_width) ** 2)
+
+    pattern = intensity[..., None] * tint
+    centre = np.array([width / 2, height / 2])
+    axis = centre - np.array(source)
+    for t in rng.uniform(-0.5, 1.6, int(rng.integers(2, 6))):
+        gx, gy = centre + t * axis
+        ghost_radius = rng.uniform(0.01, 0.05) * diagonal
+        distance = np.sqrt((xs - gx) ** 2 + (ys - gy) ** 2) / ghost_radius
+        disc = np.clip((1 - distance) * 8, 0, 1)
+        if rng.random() < 0.4:
+            disc = disc * np.clip(distance * 1.5 - 0.5, 0, 1)
+        pattern += (rng.uniform(0.03, 0.12) * disc)[..., None] * rng.uniform(0.4, 1.0, 3).astype(np.float32)
+    return (strength * pattern).astype(np.float32)
+
+
+def add_flare(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    source: tuple[float, float] | None = None,
+    strength: float | None = None,
+    visibility: float = 0.03,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Add lens flare around a light source; mask = where the flare changes the pixel by > ``visibility``.
+
+    ``source`` defaults to the brightest blob of the scene (half of the time) or a random point in the
+    upper two thirds. ``strength`` (default 0.5–1.5) scales the whole pattern.
+    """
+    height, width = image.shape[:2]
+    if source is None:
+        if rng.random() < 0.5:
+            source = brightest_blob(image)
+        else:
+            source = (rng.uniform(0.1, 0.9) * width, rng.uniform(0.05, 0.65) * height)
+    pattern = flare_pattern(rng, height, width, source, strength=_pick(rng, strength, 0.5, 1.5))
+    flared = to_display(to_linear(image) + pattern)
+    mask = (flared - image).max(axis=2) > visibility
+    return np.where(mask[..., None], flared, image).astype(np.float32), mask
+
+
+# --------------------------------------------------------------------------------------------
+# Moiré
+
+
+def _screen_quad(rng: np.random.Generator, height: int, width: int, coverage: float) -> np.ndarray:
+    """Corners (4 x 2, clockwise from top-left) of a perspective-warped, rotated screen."""
+    screen_w = width * np.sqrt(coverage) * rng.uniform(0.9, 1.2)
+    screen_h = min(screen_w * rng.uniform(0.55, 0.8), height * 0.9)
+    angle = rng.uniform(-0.35, 0.35)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    corners = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], float) * [screen_w / 2, screen_h / 2]
+    corners += rng.uniform(-0.12, 0.12, (4, 2)) * [screen_w, screen_h]
+    corners = corners @ rotation.T
+    span = corners.max(axis=0) - corners.min(axis=0)
+    low = -corners.min(axis=0)
+    high = np.array([width, height]) - corners.max(axis=0)
+    centre = rng.uniform(low, np.maximum(high, low + 1)) if np.all(span < [width, height]) else [width / 2, height / 2]
+    return (corners + centre).astype(np.float32)
+
+
+def _aliasing_pitch(rng: np.random.Generator) -> float:
+    """Screen pixel pitch in sensor pixels, chosen so the sub-pixel grid lies above Nyquist and
+    its alias (the beat) has a period between ~3 and ~30 px."""
+    while True:
+        pitch = rng.uniform(0.55, 1.4)
+        beat = abs(1 / pitch - round(1 / pitch))
+        if beat > 0.035:
+            return float(pitch)
+
+
+def render_screen(
+    image: np.ndarray,
+    quad: np.ndarray,
+    pitch: float,
+    rng: np.random.Generator,
+    supersample: int = 2,
+) -> np.ndarray:
+    """What the sensor records of a screen that displays ``image``'s content inside ``quad``.
+
+    The screen has ``n_u x n_v`` pixels of ``pitch`` sensor pixels, each made of R, G, B vertical
+    sub-pixel stripes and a black matrix. Every sensor pixel integrates ``supersample``² point
+    samples of the emitted light; because the sub-pixel grid is finer than the sensor lattice its
+    energy folds back to low frequencies — coloured beat bands, since the three stripes are offset.
+    """
+    height, width = image.shape[:2]
+    side_u = np.linalg.norm(quad[1] - quad[0])
+    side_v = np.linalg.norm(quad[3] - quad[0])
+    n_u, n_v = max(2.0, round(side_u / pitch)), max(2.0, round(side_v / pitch))
+    screen = np.array([[0, 0], [n_u, 0], [n_u, n_v], [0, n_v]], np.float32)
+    to_screen = cv2.getPerspectiveTransform(quad, screen)
+    to_image = np.linalg.inv(to_screen)
+    stripe_duty = rng.uniform(0.6, 0.9)
+    row_fill = rng.uniform(0.65, 0.9)
+
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    offsets = (np.arange(supersample) + 0.5) / supersample - 0.5
+    sensed = np.zeros((height, width, 3), np.float64)
+    for oy in offsets:
+        for ox in offsets:
+            u, v = _project(to_screen, xs + ox, ys + oy)
+            cell_u, cell_v = np.floor(u), np.floor(v)
+            content_x, content_y = _project(to_image, cell_u + 0.5, cell_v + 0.5)
+            cx = np.clip(np.round(content_x), 0, width - 1).astype(np.intp)
+            cy = np.clip(np.round(content_y), 0, height - 1).astype(np.intp)
+            content = image[cy, cx]
+            lit_row = (v - cell_v) < row_fill
+            subpixel = (u - cell_u) * 3
+            for channel in range(3):
+                lit = lit_row & (subpixel >= channel) & (subpixel < channel + stripe_duty)
+                sensed[..., channel] += lit * content[..., channel]
+    gain = 3.0 / (stripe_duty * row_fill * supersample**2)
+    return np.clip(sensed * gain, 0, 1).astype(np.float32)
+
+
+def _project(matrix: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    w = matrix[2, 0] * xs + matrix[2, 1] * ys + matrix[2, 2]
+    return (matrix[0, 0] * xs + matrix[0, 1] * ys + matrix[0, 2]) / w, (
+        matrix[1, 0] * xs + matrix[1, 1] * ys + matrix[1, 2]
+    ) / w
+
+
+def add_moire(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    coverage: float | None = None,
+    pitch: float | None = None,
+    phi: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Turn a quadrilateral of the scene into a photographed screen showing aliasing moiré.
+
+    ``coverage`` (default 0.12–0.45) is the screen's share of the image area, ``pitch`` its pixel pitch
+    in sensor pixels (default: see ``_aliasing_pitch``), ``phi`` the Eq. 1 blend factor (default
+    0.35–0.8). The mask is the screen quadrilateral.
+    """
+    height, width = image.shape[:2]
+    quad = _screen_quad(rng, height, width, _pick(rng, coverage, 0.12, 0.45))
+    pitch = _aliasing_pitch(rng) if pitch is None else pitch
+    pattern = render_screen(image, quad, pitch, rng)
+    canvas = np.zeros((height, width), np.uint8)
+    cv2.fillPoly(canvas, [np.round(quad).astype(np.int32)], 1)
+    mask = canvas.astype(bool)
+    return blend_eq1(image, pattern, mask, _pick(rng, phi, 0.35, 0.8)), mask
+
+
+# --------------------------------------------------------------------------------------------
+# Ghosting
+
+
+def _moving_object(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """A textured object with strong edges (a person, a car): its layer and anti-aliased alpha."""
+    size = min(height, width) * rng.uniform(0.15, 0.35)
+    canvas = np.zeros((height, width), np.uint8)
+    centre = (int(rng.uniform(0.2, 0.8) * width), int(rng.uniform(0.2, 0.8) * height))
+    if rng.random() < 0.5:
+        axes = (int(size * rng.uniform(0.3, 0.6)), int(size * rng.uniform(0.5, 1.0)))
+        cv2.ellipse(canvas, centre, axes, float(rng.uniform(0, 180)), 0, 360, 255, -1, cv2.LINE_AA)
+    else:
+        half = np.array([size * rng.uniform(0.3, 0.6), size * rng.uniform(0.4, 0.9)])
+        corners = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * half + centre
+        cv2.fillPoly(canvas, [np.round(corners * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+    alpha = canvas.astype(np.float32) / 255.0
+    colour = rng.uniform(0.05, 0.95, 3).astype(np.float32)
+    detail = pink_noise(rng, height, width, 1.2)[..., None]
+    ys = np.arange(height, dtype=np.float32)[:, None, None]
+    bands = (np.sin(2 * np.pi * ys / rng.uniform(10, 30)) > 0).astype(np.float32)
+    layer = colour * (0.7 + 0.25 * detail) + rng.uniform(0.0, 0.3) * bands
+    return np.clip(layer, 0, 1), alpha
+
+
+def _shift(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    matrix = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
+    return cv2.warpAffine(image, matrix, image.shape[1::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def _well_exposedness(captured: np.ndarray) -> np.ndarray:
+    """Mertens et al. well-exposedness weight: trust pixels near mid-grey, distrust clipped ones."""
+    return np.exp(-0.5 * ((captured - 0.5) / 0.2) ** 2).prod(axis=2) + 1e-6
+
+
+def fuse_exposures(frames: list[np.ndarray], exposures: list[float]) -> np.ndarray:
+    """Per-pixel weighted fusion of radiometrically normalised frames (no de-ghosting)."""
+    total = np.zeros_like(frames[0])
+    weights = np.zeros(frames[0].shape[:2], np.float32)
+    for frame, exposure in zip(frames, exposures, strict=True):
+        captured = to_display(to_linear(frame) * exposure)
+        weight = _well_exposedness(captured)
+        normalised = to_display(to_linear(captured) / exposure)
+        total += weight[..., None] * normalised
+        weights += weight
+    return (total / weights[..., None]).astype(np.float32)
+
+
+def add_ghosting(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    displacement: float | None = None,
+    frames: int | None = None,
+    shake: float | None = None,
+    visibility: float = 0.04,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fuse a burst in which an object moved between frames: semi-transparent duplicates appear.
+
+    ``displacement`` is the object's motion per frame as a fraction of the long side (default
+    0.005–0.02), ``frames`` the burst length (default 2–3, exposures spread by up to ±1 EV), ``shake``
+    a residual global misalignment in pixels (default 0–0.5, what a good aligner leaves). The mask is
+    where the fused image departs from the same fusion with the object held still (i.e. the ideal
+    de-ghosted result) by more than ``visibility``, dilated by a few pixels.
+    """
+    height, width = image.shape[:2]
+    layer, alpha = _moving_object(rng, height, width)
+    step = _pick(rng, displacement, 0.005, 0.02) * max(height, width)
+    direction = rng.uniform(0, 2 * np.pi)
+    count = int(rng.integers(2, 4)) if frames is None else frames
+    shake = _pick(rng, shake, 0.0, 0.5)
+    exposures = [1.0] + list(2.0 ** rng.uniform(-1, 1, count - 1))
+
+    moving, still = [], []
+    for index in range(count):
+        jitter = rng.uniform(-shake, shake, 2) if index else np.zeros(2)
+        dx, dy = index * step * np.cos(direction), index * step * np.sin(direction)
+        scene = _shift(image, *jitter)
+        still.append(_paste(scene, _shift(layer, *jitter), _shift(alpha, *jitter)))
+        moving.append(_paste(scene, _shift(layer, dx + jitter[0], dy + jitter[1]), _shift(alpha, dx + jitter[0], dy + jitter[1])))
+    fused = fuse_exposures(moving, exposures)
+    reference = fuse_exposures(still, exposures)
+    departure = (np.abs(fused - reference).max(axis=2) > visibility).astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    mask = cv2.dilate(departure, kernel).astype(bool)
+    return fused, mask
+
+
+def _paste(scene: np.ndarray, layer: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    a = alpha[..., None]
+    return (scene * (1 - a) + layer * a).astype(np.float32)
