@@ -38,7 +38,7 @@ class BrightSpotDetector:
         for image in images:
             grey = image.to_float().mean(axis=2)
             bright = (grey > self.level).astype(np.float32)
-            scores = scores_from_evidence({"flare": min(1.0, float(bright.mean()) * 10.0)})
+            scores = scores_from_evidence({"flare": min(0.9, float(bright.mean()) * 10.0)})
             results.append(Detection(scores=scores, label=argmax_label(scores), probability=bright,
                                      original_size=(image.meta.width, image.meta.height),
                                      class_maps={"flare": bright}))
