@@ -343,7 +343,7 @@ class _Pipeline:
         detect_ms = (time.perf_counter() - start) * 1000.0 / max(1, len(batch))
         self.summary.detect_s += detect_ms * len(batch) / 1000.0
         written = [self.writer.submit(self._write_outputs, outcome, result) for outcome, result in
-                   zip(batch, detections)]
+                   zip(batch, detections, strict=True)]
         rows = [future.result() for future in written]
         for row in rows:
             row["detect_ms"] = detect_ms if row["status"] == "ok" else None

@@ -1,0 +1,83 @@
+"""TIFF: 8/16-bit and float, grey or RGB, chunky or planar, first page of multi-page files.
+
+tifffile decodes what it can without optional codecs (uncompressed, Deflate, LZMA), straight into
+one output array. Files that need a codec it lacks here (LZW, JPEG, PackBits), packed or bilevel
+samples, or colour models other than grey/RGB go to OpenCV's libtiff instead. Either way the
+orientation tag (274) is read by tifffile and applied by the loader.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from tifffile import PHOTOMETRIC, PLANARCONFIG, TIFF
+
+from ipad_qc.io import orientation as orient
+from ipad_qc.io.pixels import shrink_to
+from ipad_qc.io.raster import imdecode_stored
+from ipad_qc.io.stored import StoredPixels
+from ipad_qc.io.types import DecodeError, DecodeHint
+
+_ORIENTATION_TAG = 274
+_NATIVE_DTYPES = frozenset("BHefd")  # uint8, uint16, float16/32/64: what tifffile returns as is
+
+
+def decode_tiff(path: str, hint: DecodeHint | None) -> StoredPixels:
+    """Decode the first page of a TIFF file to uint8/uint16 samples in its stored orientation."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            width, height, bits = int(page.imagewidth), int(page.imagelength), int(page.bitspersample)
+            orientation = int(page.tags.valueof(_ORIENTATION_TAG, 1))
+            pixels = _page_pixels(page) if _tifffile_handles(page) else None
+    except (tifffile.TiffFileError, ValueError, KeyError, IndexError, OSError) as exc:
+        raise DecodeError(path, f"corrupt or unsupported TIFF ({type(exc).__name__}: {exc})") from exc
+    bgr = pixels is None
+    if bgr:
+        pixels = imdecode_stored(path, Path(path).read_bytes(), "tiff")
+    target = hint.target_size(width, height) if hint else (width, height)
+    pixels, notes = _as_integer(shrink_to(pixels, target), path)
+    if not orient.is_valid(orientation):
+        notes.append(f"invalid TIFF orientation {orientation}; assumed 1")
+        orientation = 1
+    return StoredPixels(pixels, width, height, bits, "full", orientation, notes, bgr=bgr)
+
+
+def _tifffile_handles(page: tifffile.TiffPage) -> bool:
+    """True when tifffile can decode this page here into a grey or RGB array of plain samples."""
+    return (
+        page.compression in TIFF.DECOMPRESSORS
+        and page.predictor in TIFF.UNPREDICTORS
+        and page.photometric in (PHOTOMETRIC.MINISBLACK, PHOTOMETRIC.RGB)
+        and page.dtype is not None
+        and page.dtype.char in _NATIVE_DTYPES
+        and page.bitspersample == page.dtype.itemsize * 8
+    )
+
+
+def _page_pixels(page: tifffile.TiffPage) -> np.ndarray:
+    """The page's samples, H x W or H x W x S; planar pages are interleaved (colour samples only)."""
+    pixels = page.asarray()
+    if page.planarconfig == PLANARCONFIG.SEPARATE and page.samplesperpixel > 1:
+        pixels = np.ascontiguousarray(np.moveaxis(pixels[:3], 0, -1))
+    return pixels
+
+
+def _as_integer(pixels: np.ndarray, path: str) -> tuple[np.ndarray, list[str]]:
+    """uint8/uint16 pass through; float becomes uint16. Called after shrinking, so floats stay small.
+
+    Float TIFFs are usually scaled to [0, 1]; larger values (HDR, or 0..255 data) are scaled by the
+    maximum so that nothing clips, and a warning says so.
+    """
+    if pixels.dtype in (np.uint8, np.uint16):
+        return pixels, []
+    if pixels.dtype.kind != "f":
+        raise DecodeError(path, f"unsupported TIFF sample type {pixels.dtype} (need uint8, uint16 or float)")
+    pixels = np.nan_to_num(pixels.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0, copy=False)
+    peak = float(pixels.max()) if pixels.size else 0.0
+    notes = [f"float TIFF values reach {peak:.4g}; scaled by the maximum"] if peak > 1.0 else []
+    np.clip(pixels, 0.0, max(peak, 1.0), out=pixels)
+    pixels *= np.float32(65535.0 / max(peak, 1.0))
+    return np.rint(pixels, out=pixels).astype(np.uint16), notes
