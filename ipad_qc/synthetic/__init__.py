@@ -26,7 +26,9 @@ __all__ = [
 _ADDERS = {"ghosting": add_ghosting, "flare": add_flare, "moire": add_moire}
 
 
-def make_case(kind: str, rng: np.random.Generator, width: int, height: int) -> tuple[np.ndarray, np.ndarray, str]:
+def make_case(
+    kind: str, rng: np.random.Generator, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray, str]:
     """One labelled example: ``(float32 RGB image, bool mask, label)``; the mask is empty for ``clean``."""
     if kind not in CLASS_NAMES:
         raise ValueError(f"unknown case kind {kind!r}; choose from {', '.join(CLASS_NAMES)}")
@@ -45,5 +47,7 @@ def as_decoded(image: np.ndarray, path: str = "synthetic.png", bit_depth: int = 
     dtype = np.uint8 if bit_depth == 8 else np.uint16
     pixels = np.round(np.clip(image, 0, 1) * peak).astype(dtype)
     height, width = pixels.shape[:2]
-    meta = ImageMeta(path=path, width=width, height=height, bit_depth=bit_depth, format="synthetic", decode_mode="full")
+    meta = ImageMeta(
+        path=path, width=width, height=height, bit_depth=bit_depth, format="synthetic", decode_mode="full"
+    )
     return DecodedImage(pixels=pixels, meta=meta)

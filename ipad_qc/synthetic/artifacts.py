@@ -79,9 +79,9 @@ def flare_pattern(
         tint = tint[::-1].copy()
 
     core_radius = rng.uniform(0.006, 0.015) * diagonal
-    glow_radius = rng.uniform(0.03, 0.09) * diagonal
+    glow_radius = rng.uniform(0.03, 0.08) * diagonal
     intensity = 6.0 * np.clip(1 - (radius / core_radius) ** 2, 0, 1)
-    intensity += rng.uniform(0.5, 1.5) / (1 + (radius / glow_radius) ** 2)
+    intensity += rng.uniform(0.5, 1.5) / (1 + (radius / glow_radius) ** 2) ** 1.5
 
     blades = int(rng.choice([4, 6, 8, 12]))
     theta = np.arctan2(dy, dx)
@@ -113,7 +113,7 @@ def add_flare(
     *,
     source: tuple[float, float] | None = None,
     strength: float | None = None,
-    visibility: float = 0.03,
+    visibility: float = 0.05,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Add lens flare around a light source; mask = where the flare changes the pixel by > ``visibility``.
 
@@ -148,17 +148,23 @@ def _screen_quad(rng: np.random.Generator, height: int, width: int, coverage: fl
     span = corners.max(axis=0) - corners.min(axis=0)
     low = -corners.min(axis=0)
     high = np.array([width, height]) - corners.max(axis=0)
-    centre = rng.uniform(low, np.maximum(high, low + 1)) if np.all(span < [width, height]) else [width / 2, height / 2]
+    centre = (
+        rng.uniform(low, np.maximum(high, low + 1))
+        if np.all(span < [width, height])
+        else [width / 2, height / 2]
+    )
     return (corners + centre).astype(np.float32)
 
 
 def _aliasing_pitch(rng: np.random.Generator) -> float:
-    """Screen pixel pitch in sensor pixels, chosen so the sub-pixel grid lies above Nyquist and
-    its alias (the beat) has a period between ~3 and ~30 px."""
+    """Screen pixel pitch in sensor pixels whose sub-pixel frequency lies just off a multiple of the
+    Bayer colour lattice's Nyquist frequency (0.5 cycles/px), so its alias is a visible beat with a
+    period of ~8–60 px rather than fine noise."""
     while True:
-        pitch = rng.uniform(0.55, 1.4)
-        beat = abs(1 / pitch - round(1 / pitch))
-        if beat > 0.035:
+        pitch = rng.uniform(0.7, 2.6)
+        frequency = 1 / pitch
+        beat = abs(frequency - round(2 * frequency) / 2)
+        if 0.015 < beat < 0.12:
             return float(pitch)
 
 
@@ -169,12 +175,13 @@ def render_screen(
     rng: np.random.Generator,
     supersample: int = 2,
 ) -> np.ndarray:
-    """What the sensor records of a screen that displays ``image``'s content inside ``quad``.
+    """What a Bayer sensor records of a screen that displays ``image``'s content inside ``quad``.
 
-    The screen has ``n_u x n_v`` pixels of ``pitch`` sensor pixels, each made of R, G, B vertical
-    sub-pixel stripes and a black matrix. Every sensor pixel integrates ``supersample``² point
-    samples of the emitted light; because the sub-pixel grid is finer than the sensor lattice its
-    energy folds back to low frequencies — coloured beat bands, since the three stripes are offset.
+    The screen has pixels of ``pitch`` sensor pixels, each made of R, G, B vertical sub-pixel stripes
+    and a black matrix. Every sensor pixel integrates ``supersample``² point samples of the emitted
+    light through its colour filter (RGGB), and the mosaic is demosaiced bilinearly. Because the
+    sub-pixel grid is finer than the colour lattice, its energy folds back to low frequencies:
+    coloured beat bands, coloured because the three stripes are offset and sampled on different sites.
     """
     height, width = image.shape[:2]
     side_u = np.linalg.norm(quad[1] - quad[0])
@@ -187,8 +194,9 @@ def render_screen(
     row_fill = rng.uniform(0.65, 0.9)
 
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    bayer = (ys % 2) + (xs % 2)  # RGGB: 0 = R, 1 = G, 2 = B
     offsets = (np.arange(supersample) + 0.5) / supersample - 0.5
-    sensed = np.zeros((height, width, 3), np.float64)
+    mosaic = np.zeros((height, width), np.float64)
     for oy in offsets:
         for ox in offsets:
             u, v = _project(to_screen, xs + ox, ys + oy)
@@ -196,14 +204,12 @@ def render_screen(
             content_x, content_y = _project(to_image, cell_u + 0.5, cell_v + 0.5)
             cx = np.clip(np.round(content_x), 0, width - 1).astype(np.intp)
             cy = np.clip(np.round(content_y), 0, height - 1).astype(np.intp)
-            content = image[cy, cx]
-            lit_row = (v - cell_v) < row_fill
             subpixel = (u - cell_u) * 3
-            for channel in range(3):
-                lit = lit_row & (subpixel >= channel) & (subpixel < channel + stripe_duty)
-                sensed[..., channel] += lit * content[..., channel]
+            lit = ((v - cell_v) < row_fill) & (subpixel >= bayer) & (subpixel < bayer + stripe_duty)
+            mosaic += lit * image[cy, cx, bayer.astype(np.intp)]
     gain = 3.0 / (stripe_duty * row_fill * supersample**2)
-    return np.clip(sensed * gain, 0, 1).astype(np.float32)
+    raw = np.round(np.clip(mosaic * gain, 0, 1) * 65535).astype(np.uint16)
+    return cv2.cvtColor(raw, cv2.COLOR_BayerRG2RGB).astype(np.float32) / 65535.0
 
 
 def _project(matrix: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -242,29 +248,46 @@ def add_moire(
 
 
 def _moving_object(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """A textured object with strong edges (a person, a car): its layer and anti-aliased alpha."""
+    """A textured object with strong outer and inner edges (a person, a car): its layer and alpha."""
     size = min(height, width) * rng.uniform(0.15, 0.35)
+    centre = np.array([rng.uniform(0.2, 0.8) * width, rng.uniform(0.2, 0.8) * height])
+    outline = _blob(height, width, centre, size, rng)
+    colour = rng.uniform(0.05, 0.95, 3).astype(np.float32)
+    layer = colour * (0.8 + 0.15 * pink_noise(rng, height, width, 1.2)[..., None])
+    for _ in range(int(rng.integers(1, 4))):
+        inner = _blob(height, width, centre + rng.uniform(-0.25, 0.25, 2) * size, size * 0.35, rng)[..., None]
+        layer = layer * (1 - inner) + inner * rng.uniform(0.05, 0.95, 3).astype(np.float32)
+    return np.clip(layer, 0, 1).astype(np.float32), outline
+
+
+def _blob(height: int, width: int, centre: np.ndarray, size: float, rng: np.random.Generator) -> np.ndarray:
+    """Anti-aliased alpha of an ellipse or a rectangle around ``centre``."""
     canvas = np.zeros((height, width), np.uint8)
-    centre = (int(rng.uniform(0.2, 0.8) * width), int(rng.uniform(0.2, 0.8) * height))
+    half = np.array([size * rng.uniform(0.3, 0.6), size * rng.uniform(0.4, 0.9)])
     if rng.random() < 0.5:
-        axes = (int(size * rng.uniform(0.3, 0.6)), int(size * rng.uniform(0.5, 1.0)))
-        cv2.ellipse(canvas, centre, axes, float(rng.uniform(0, 180)), 0, 360, 255, -1, cv2.LINE_AA)
+        axes = (int(half[0]), int(half[1]))
+        cv2.ellipse(
+            canvas,
+            (int(centre[0]), int(centre[1])),
+            axes,
+            float(rng.uniform(0, 180)),
+            0,
+            360,
+            255,
+            -1,
+            cv2.LINE_AA,
+        )
     else:
-        half = np.array([size * rng.uniform(0.3, 0.6), size * rng.uniform(0.4, 0.9)])
         corners = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * half + centre
         cv2.fillPoly(canvas, [np.round(corners * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-    alpha = canvas.astype(np.float32) / 255.0
-    colour = rng.uniform(0.05, 0.95, 3).astype(np.float32)
-    detail = pink_noise(rng, height, width, 1.2)[..., None]
-    ys = np.arange(height, dtype=np.float32)[:, None, None]
-    bands = (np.sin(2 * np.pi * ys / rng.uniform(10, 30)) > 0).astype(np.float32)
-    layer = colour * (0.7 + 0.25 * detail) + rng.uniform(0.0, 0.3) * bands
-    return np.clip(layer, 0, 1), alpha
+    return canvas.astype(np.float32) / 255.0
 
 
 def _shift(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
     matrix = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
-    return cv2.warpAffine(image, matrix, image.shape[1::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return cv2.warpAffine(
+        image, matrix, image.shape[1::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
 
 
 def _well_exposedness(captured: np.ndarray) -> np.ndarray:
@@ -316,7 +339,13 @@ def add_ghosting(
         dx, dy = index * step * np.cos(direction), index * step * np.sin(direction)
         scene = _shift(image, *jitter)
         still.append(_paste(scene, _shift(layer, *jitter), _shift(alpha, *jitter)))
-        moving.append(_paste(scene, _shift(layer, dx + jitter[0], dy + jitter[1]), _shift(alpha, dx + jitter[0], dy + jitter[1])))
+        moving.append(
+            _paste(
+                scene,
+                _shift(layer, dx + jitter[0], dy + jitter[1]),
+                _shift(alpha, dx + jitter[0], dy + jitter[1]),
+            )
+        )
     fused = fuse_exposures(moving, exposures)
     reference = fuse_exposures(still, exposures)
     departure = (np.abs(fused - reference).max(axis=2) > visibility).astype(np.uint8)

@@ -61,10 +61,16 @@ def _shape_alpha(rng: np.random.Generator, height: int, width: int, size: float)
     kind = rng.integers(3)
     if kind == 0:
         axes = (int(size * rng.uniform(0.3, 0.6)), int(size * rng.uniform(0.3, 0.6)))
-        cv2.ellipse(canvas, (int(cx), int(cy)), axes, float(rng.uniform(0, 180)), 0, 360, 255, -1, cv2.LINE_AA)
+        cv2.ellipse(
+            canvas, (int(cx), int(cy)), axes, float(rng.uniform(0, 180)), 0, 360, 255, -1, cv2.LINE_AA
+        )
     else:
         count = 4 if kind == 1 else int(rng.integers(5, 9))
-        angles = np.sort(rng.uniform(0, 2 * np.pi, count)) if kind == 2 else np.array([0.25, 0.75, 1.25, 1.75]) * np.pi
+        angles = (
+            np.sort(rng.uniform(0, 2 * np.pi, count))
+            if kind == 2
+            else np.array([0.25, 0.75, 1.25, 1.75]) * np.pi
+        )
         angles = angles + rng.uniform(0, np.pi)
         radii = size * rng.uniform(0.3, 0.6, count)
         points = np.stack([cx + radii * np.cos(angles), cy + radii * np.sin(angles)], axis=1)
@@ -102,7 +108,9 @@ def _regular_texture(rng: np.random.Generator, height: int, width: int) -> np.nd
     if kind == 0:
         weight = 0.5 + 0.5 * np.cos(2 * np.pi * u / period)
     elif kind == 1:
-        weight = 0.25 * (2 + np.cos(2 * np.pi * u / period) + np.cos(2 * np.pi * v / (period * rng.uniform(0.8, 1.3))))
+        weight = 0.25 * (
+            2 + np.cos(2 * np.pi * u / period) + np.cos(2 * np.pi * v / (period * rng.uniform(0.8, 1.3)))
+        )
     else:
         row_height = period * 1.5
         row = np.floor(v / row_height)
@@ -135,7 +143,9 @@ def _add_lamps(rng: np.random.Generator, image: np.ndarray, count: int) -> None:
     _composite(image, alpha, np.ones_like(image))
 
 
-def add_sensor_noise(rng: np.random.Generator, image: np.ndarray, strength: float | None = None) -> np.ndarray:
+def add_sensor_noise(
+    rng: np.random.Generator, image: np.ndarray, strength: float | None = None
+) -> np.ndarray:
     """Signal-dependent (shot + read) noise, as in a raw sensor after a mild denoise."""
     strength = rng.uniform(0.3, 1.0) if strength is None else strength
     variance = strength * (2e-4 * image + 2e-6)

@@ -1,0 +1,68 @@
+"""Ghosting: semi-transparent duplicates of edges, displaced by the motion between fused frames.
+
+Physics: fusing frames in which an object moved leaves every edge of that object present several
+times, each copy partly transparent, all displaced by the same vector ``d`` (Section 3.1). In the
+autocorrelation of the signed gradient field of a window, such a pair of copies is a secondary
+peak at ``d`` with a dip at ``d/2`` between it and the origin. Two look-alikes are ruled out by
+the test ``A(d) − |A(d/2)| − |A(2d)|`` (autocorrelation normalised to ``A(0) = 1``):
+
+* a straight edge gives a ridge *through* the origin, so ``A(d/2) ≥ A(d)`` along it: no dip;
+* a periodic texture gives a lattice, ``A(2d) ≈ A(d)``, and for a pure tone
+  ``|cos(φ/2)| ≥ cos φ``, so the score is never positive;
+* a thin bar's two edges have opposite signs, so ``A(d) < 0``.
+
+The signed gradients are kept (not the magnitude) for exactly that last reason. Each 64-px tile
+(50 % overlap, Hann window) gets the best score over displacements of 3–16 px; the autocorrelation
+of all tiles is one batched ``rfft2``/``irfft2``. A logistic of that score and the tile's edge
+energy (flat, noisy tiles have spurious peaks) gives the probability.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ipad_qc.detectors.classic._tiles import hann2d, tile_map, tiles
+
+TILE = 64
+#: Displacements searched, in pixels (Chebyshev radius). Beyond ``TILE // 4`` the lag ``2d`` would
+#: wrap around the circular autocorrelation.
+MIN_SHIFT, MAX_SHIFT = 3, TILE // 4
+#: Logistic weights for (duplicate score, log edge energy) and the bias, fitted once on synthetic
+#: tiles (the ``benchmarks/bench_classic.py`` data, seed 1; seed 2 held out) and frozen.
+WEIGHTS = np.array([7.1, 0.18], np.float32)
+BIAS = 0.3
+
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def _lags() -> tuple[np.ndarray, ...]:
+    """Flat indices into a TILE x TILE autocorrelation of the lags d, d/2 and 2d (one half-plane)."""
+    oy, ox = np.mgrid[-MAX_SHIFT : MAX_SHIFT + 1, -MAX_SHIFT : MAX_SHIFT + 1]
+    keep = (np.maximum(abs(oy), abs(ox)) >= MIN_SHIFT) & ((oy > 0) | ((oy == 0) & (ox > 0)))
+    dy, dx = oy[keep], ox[keep]
+    half_y, half_x = np.round(dy / 2).astype(int), np.round(dx / 2).astype(int)
+    flat = [(y % TILE) * TILE + (x % TILE) for y, x in ((dy, dx), (half_y, half_x), (2 * dy, 2 * dx))]
+    return tuple(flat)
+
+
+def ghosting_features(rgb: np.ndarray) -> np.ndarray:
+    """Per-tile (duplicate-edge score, log edge energy), shape (rows, cols, 2)."""
+    luma = rgb @ _LUMA
+    window = hann2d(TILE)
+    grad_x = tiles(cv2.Sobel(luma, cv2.CV_32F, 1, 0), TILE) * window
+    grad_y = tiles(cv2.Sobel(luma, cv2.CV_32F, 0, 1), TILE) * window
+    power = np.abs(np.fft.rfft2(grad_x)) ** 2 + np.abs(np.fft.rfft2(grad_y)) ** 2
+    acf = np.fft.irfft2(power, s=(TILE, TILE))
+    energy = acf[..., 0, 0]
+    acf = acf.reshape(*acf.shape[:2], -1) / (energy[..., None] + 1e-12)
+    at_d, at_half, at_double = (acf[..., index] for index in _lags())
+    score = (at_d - np.abs(at_half) - np.abs(at_double)).max(axis=-1)
+    return np.stack([score, np.log(energy / TILE**2 + 1e-8)], axis=-1)
+
+
+def ghosting_map(rgb: np.ndarray) -> np.ndarray:
+    """Ghosting probability map at the size of ``rgb`` (float32 RGB in [0, 1])."""
+    logits = ghosting_features(rgb) @ WEIGHTS + BIAS
+    probability = 1.0 / (1.0 + np.exp(-logits))
+    return tile_map(probability.astype(np.float32), TILE, rgb.shape[:2])

@@ -1,0 +1,115 @@
+"""The ``classic`` detector on seeded synthetic cases: contract, localisation and robustness."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import numpy as np
+import pytest
+
+from ipad_qc.classes import CLASS_NAMES
+from ipad_qc.detectors.base import Detector
+from ipad_qc.detectors.classic import ANALYSIS_SIDE, ClassicDetector, create
+from ipad_qc.synthetic import as_decoded, make_case
+
+WIDTH, HEIGHT = 512, 384
+SEEDS = range(6)
+
+
+@pytest.fixture(scope="module")
+def detector() -> ClassicDetector:
+    return create()
+
+
+@pytest.fixture(scope="module")
+def results(detector: ClassicDetector) -> dict[str, list]:
+    """Per class: (detection, ground-truth mask) for every seed, computed once for all tests."""
+    out: dict[str, list] = {}
+    for kind in CLASS_NAMES:
+        cases = [make_case(kind, np.random.default_rng(seed), WIDTH, HEIGHT) for seed in SEEDS]
+        detections = detector.detect([as_decoded(image) for image, _, _ in cases])
+        out[kind] = [(detection, mask) for detection, (_, mask, _) in zip(detections, cases, strict=True)]
+    return out
+
+
+def _iou(prediction: np.ndarray, truth: np.ndarray) -> float:
+    return float((prediction & truth).sum() / max(1, (prediction | truth).sum()))
+
+
+def test_entry_point_path_and_protocol() -> None:
+    module, attribute = ["ipad_qc.detectors.classic", "create"]
+    made = getattr(importlib.import_module(module), attribute)(device="cpu")
+    assert isinstance(made, Detector)
+    assert made.name == "classic"
+    assert made.decode_hint.long_side == ANALYSIS_SIDE
+    settings = made.settings()
+    assert settings["version"]
+    json.dumps(settings)
+
+
+def test_bad_threshold_is_refused() -> None:
+    with pytest.raises(ValueError, match="threshold"):
+        create(threshold=1.5)
+
+
+def test_scores_maps_and_masks_have_the_contracted_shapes(results: dict[str, list]) -> None:
+    for kind, pairs in results.items():
+        for detection, _ in pairs:
+            assert set(detection.scores) == set(CLASS_NAMES)
+            assert sum(detection.scores.values()) == pytest.approx(1.0, abs=1e-6)
+            assert detection.probability.shape == (HEIGHT, WIDTH), kind
+            assert set(detection.class_maps) == set(CLASS_NAMES[1:])
+            for name, prob in detection.class_maps.items():
+                assert prob.shape == (HEIGHT, WIDTH), name
+                assert prob.min() >= 0.0 and prob.max() <= 1.0
+            np.testing.assert_array_equal(
+                detection.probability, np.maximum.reduce(list(detection.class_maps.values()))
+            )
+            assert detection.mask().shape == (HEIGHT, WIDTH)
+
+
+def test_clean_scenes_are_mostly_labelled_clean(results: dict[str, list]) -> None:
+    labels = [detection.label for detection, _ in results["clean"]]
+    assert labels.count("clean") >= 4, labels
+
+
+@pytest.mark.parametrize(("kind", "min_iou"), [("flare", 0.3), ("moire", 0.5)])
+def test_flare_and_moire_are_labelled_and_localised(
+    results: dict[str, list], kind: str, min_iou: float
+) -> None:
+    pairs = results[kind]
+    labels = [detection.label for detection, _ in pairs]
+    assert labels.count(kind) >= 4, labels
+    ious = [_iou(detection.class_maps[kind] >= 0.5, mask) for detection, mask in pairs]
+    assert np.median(ious) >= min_iou, np.round(ious, 2)
+
+
+def test_ghosting_map_is_higher_on_the_ghost_than_elsewhere(results: dict[str, list]) -> None:
+    """The ghosting test is the weakest of the three; it must still rank ghost pixels higher."""
+    contrasts = [
+        detection.class_maps["ghosting"][mask].mean() - detection.class_maps["ghosting"][~mask].mean()
+        for detection, mask in results["ghosting"]
+    ]
+    assert sum(c > 0 for c in contrasts) >= 5, np.round(contrasts, 3)
+
+
+def test_sixteen_bit_input_gives_the_same_verdict(detector: ClassicDetector) -> None:
+    image, _, _ = make_case("moire", np.random.default_rng(0), WIDTH, HEIGHT)
+    eight, sixteen = detector.detect([as_decoded(image, bit_depth=8), as_decoded(image, bit_depth=16)])
+    assert eight.label == sixteen.label
+    for name in CLASS_NAMES:
+        assert eight.scores[name] == pytest.approx(sixteen.scores[name], abs=0.05)
+
+
+def test_mixed_sizes_in_one_batch(detector: ClassicDetector) -> None:
+    rng = np.random.default_rng(4)
+    sizes = [(200, 150), (640, 120), (1400, 1000)]
+    images = [as_decoded(make_case("flare", rng, w, h)[0]) for w, h in sizes]
+    detections = detector.detect(images)
+    assert len(detections) == len(sizes)
+    for detection, (w, h) in zip(detections, sizes, strict=True):
+        assert detection.original_size == (w, h)
+        expected = (h, w) if max(w, h) <= ANALYSIS_SIDE else (round(h * ANALYSIS_SIDE / w), ANALYSIS_SIDE)
+        assert detection.probability.shape == expected
+        assert detection.mask().shape == (h, w)
