@@ -26,6 +26,7 @@ from rich.text import Text
 
 from ipad_qc import __version__
 from ipad_qc.classes import CLASS_NAMES
+from ipad_qc.clip.commands import model_info_command
 from ipad_qc.detectors.registry import UnknownDetectorError, available_detectors
 from ipad_qc.device import DEVICE_CHOICES, DeviceUnavailableError
 from ipad_qc.gating import flagged_rows, parse_fail_on
@@ -151,6 +152,9 @@ def main() -> None:
               help="Detector name (see `ipad-qc detectors`). `classic` needs no model weights.")
 @click.option("--detector-option", "detector_options", multiple=True, metavar="KEY=VALUE",
               help="Option passed to the detector (value parsed as JSON when possible). Repeatable.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Trained IPAD-CLIP checkpoint (.safetensors) for --detector ipad-clip. Without it, "
+                   "ipad-clip runs zero-shot on pretrained CLIP weights.")
 @click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True,
               help="Where the detector runs; `auto` picks a CUDA GPU when PyTorch sees one.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
@@ -174,7 +178,8 @@ def main() -> None:
               help="Exit with code 3 when an image is flagged, for CI gating: `flare,ghosting` fails on "
                    "those labels, `flare:0.6` on a flare score >= 0.6.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary; errors still go to stderr.")
-def scan_command(root: Path, out: Path | None, detector: str, detector_options: tuple[str, ...], device: str,
+def scan_command(root: Path, out: Path | None, detector: str, detector_options: tuple[str, ...],
+                 checkpoint: Path | None, device: str,
                  batch_size: int, workers: int | None, raw_mode: str, allow_partial: bool,
                  include: tuple[str, ...], exclude: tuple[str, ...], hidden: bool, force: bool,
                  retry_errors: bool, no_maps: bool, fail_on: str | None, quiet: bool) -> None:
@@ -195,7 +200,10 @@ def scan_command(root: Path, out: Path | None, detector: str, detector_options: 
         rules = parse_fail_on(fail_on) if fail_on else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--fail-on") from None
-    options = ScanOptions(detector=detector, detector_options=_parse_detector_options(detector_options),
+    parsed_options = _parse_detector_options(detector_options)
+    if checkpoint is not None:
+        parsed_options["checkpoint"] = str(checkpoint)
+    options = ScanOptions(detector=detector, detector_options=parsed_options,
                           device=device, batch_size=batch_size, workers=workers, raw_mode=raw_mode,
                           allow_partial=allow_partial, include=include, exclude=exclude, include_hidden=hidden,
                           force=force, retry_errors=retry_errors, write_maps=not no_maps)
@@ -240,6 +248,8 @@ def detectors_command() -> None:
         table.add_row(info.name, info.origin, info.target)
     Console().print(table)
 
+
+main.add_command(model_info_command)
 
 if __name__ == "__main__":
     main()

@@ -24,7 +24,7 @@ ENTRY_POINT_GROUP = "ipad_qc.detectors"
 DetectorFactory = Callable[..., Detector]
 
 # Detectors of this package, so a source checkout that was never pip-installed still has them.
-_BUILTIN = {"classic": "ipad_qc.detectors.classic:create"}
+_BUILTIN = {"classic": "ipad_qc.detectors.classic:create", "ipad-clip": "ipad_qc.clip.detector:create"}
 _registered: dict[str, DetectorFactory] = {}
 
 
@@ -73,7 +73,13 @@ def _resolve(name: str) -> DetectorFactory:
 
 def get_detector(name: str = "classic", device: str = "cpu", **options: Any) -> Detector:
     """Create the detector registered as ``name`` on ``device`` with detector-specific options."""
-    detector = _resolve(name)(device=device, **options)
+    factory = _resolve(name)
+    try:
+        detector = factory(device=device, **options)
+    except TypeError as exc:
+        if "unexpected keyword argument" not in str(exc):
+            raise
+        raise UnknownDetectorError(f"detector {name!r} does not accept {exc}".replace("() got an ", "")) from None
     if not isinstance(detector, Detector):
         raise TypeError(f"detector factory {name!r} returned {type(detector).__name__}, not a Detector")
     return detector
