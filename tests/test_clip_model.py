@@ -3,10 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import open_clip
 import pytest
 import torch
 from clip_fixtures import TINY_SIZE, tiny_config, write_tiny_weights
+from open_clip.factory import load_state_dict
 
 from ipad_qc.clip import (
     BackboneError,
@@ -19,7 +19,6 @@ from ipad_qc.clip import (
 )
 from ipad_qc.clip import backbone as backbone_module
 from ipad_qc.clip.backbone import uses_quick_gelu
-from open_clip.factory import load_state_dict
 from ipad_qc.clip.text import prompt_texts
 
 

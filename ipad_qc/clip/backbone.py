@@ -159,5 +159,5 @@ def build_backbone(config: IpadClipConfig, with_text: bool = True) -> Backbone:
             module.requires_grad_(False).eval()
     tag = open_clip.get_pretrained_cfg(config.backbone, config.pretrained) if config.pretrained else {}
     preprocess = {**cfg.get("preprocess_cfg", {}), **tag}
-    return Backbone(visual, text, cfg["embed_dim"], {**cfg, "quick_gelu": quick_gelu}, digest,
-                    tuple(preprocess.get("mean", OPENAI_DATASET_MEAN)), tuple(preprocess.get("std", OPENAI_DATASET_STD)))
+    mean, std = preprocess.get("mean", OPENAI_DATASET_MEAN), preprocess.get("std", OPENAI_DATASET_STD)
+    return Backbone(visual, text, cfg["embed_dim"], {**cfg, "quick_gelu": quick_gelu}, digest, tuple(mean), tuple(std))

@@ -33,7 +33,7 @@ def model_info_command(backbone: str, image_size: int) -> None:
     table.add_row("trainable / frozen (stage I)", f"{counts['stage_1_trainable'] / counts['frozen_backbone']:.2%}")
     console = Console()
     console.print(table)
+    text_layers = config.resolved_deep_prompt_layers(model.prompts.tower.transformer.layers)
     console.print(f"adapters in layers {list(config.resolved_adapter_layers(depth))} of {depth}; "
                   f"multi-granularity taps at {list(config.resolved_tap_layers(depth))}; "
-                  f"deep text prompts in the first {config.resolved_deep_prompt_layers(model.prompts.tower.transformer.layers)}"
-                  f" text layers")
+                  f"deep text prompts in the first {text_layers} text layers")

@@ -23,6 +23,7 @@ from ipad_qc.detectors.base import Detection, argmax_label
 from ipad_qc.device import resolve_device
 from ipad_qc.io.types import DecodedImage, DecodeHint
 
+
 def preprocess(image: DecodedImage, size: int, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """(3, size, size) float32, normalised with the backbone's statistics, from any bit depth."""
     rgb = cv2.resize(image.to_float(), (size, size), interpolation=cv2.INTER_AREA)
