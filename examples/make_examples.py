@@ -24,6 +24,7 @@ HERE = Path(__file__).resolve().parent
 SHOTS = HERE / "shots"
 TRUTH = HERE / "ground-truth"
 WIDTH, HEIGHT = 1280, 960
+SMALL = (640, 480)  # the 16-bit TIFF and the DNG hold incompressible sensor noise: keep the repo small
 
 # (file name, kind, seed): a small capture session with each artifact twice.
 CASES = [
@@ -57,14 +58,15 @@ def main() -> None:
     for folder in (SHOTS, TRUTH):
         shutil.rmtree(folder, ignore_errors=True)
     for name, kind, seed in CASES:
-        image, mask, _ = make_case(kind, np.random.default_rng(seed), WIDTH, HEIGHT)
+        width, height = SMALL if name.endswith(".tif") else (WIDTH, HEIGHT)
+        image, mask, _ = make_case(kind, np.random.default_rng(seed), width, height)
         write_image(SHOTS / name, image)
         if mask.any():
             truth = TRUTH / f"{name}.png"
             truth.parent.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(truth), mask.astype(np.uint8) * 255)
     name, kind, seed = DNG_CASE
-    image, _, _ = make_case(kind, np.random.default_rng(seed), WIDTH, HEIGHT)
+    image, _, _ = make_case(kind, np.random.default_rng(seed), *SMALL)
     (SHOTS / name).parent.mkdir(parents=True, exist_ok=True)
     write_dng(SHOTS / name, mosaic(image))
     (SHOTS / "night" / "flare_01.jpg.xmp").write_text('<x:xmpmeta xmlns:x="adobe:ns:meta/"/>\n', encoding="utf-8")

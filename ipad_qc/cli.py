@@ -31,6 +31,8 @@ from ipad_qc.detectors.registry import UnknownDetectorError, available_detectors
 from ipad_qc.device import DEVICE_CHOICES, DeviceUnavailableError
 from ipad_qc.gating import flagged_rows, parse_fail_on
 from ipad_qc.io import RAW_MODES
+from ipad_qc.report.cli import compare_command, report_command, write_scan_report
+from ipad_qc.routing.cli import plugins_command, route_after_scan, route_command, scan_route_options
 from ipad_qc.scanner import ItemResult, ScanError, ScanOptions, ScanSummary, scan
 from ipad_qc.store import ResultStore
 
@@ -40,9 +42,13 @@ err_console = Console(stderr=True)
 
 
 class _RateColumn(ProgressColumn):
+    """Images per second since the scan started (steadier than rich's windowed speed with batches)."""
+
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("-- img/s" if speed is None else f"{speed:.1f} img/s", style="progress.data.speed")
+        elapsed = task.finished_time if task.finished else task.elapsed
+        if not elapsed or not task.completed:
+            return Text("-- img/s", style="progress.data.speed")
+        return Text(f"{task.completed / elapsed:.2f} img/s", style="progress.data.speed")
 
 
 class RichListener:
@@ -140,6 +146,8 @@ def main() -> None:
     Typical use:
       ipad-qc scan ./shots --out runs/today      # detect, write results.csv / .jsonl / .sqlite + masks
       ipad-qc detectors                          # list installed detectors
+      ipad-qc report runs/today                  # rebuild runs/today/report.html (no re-detection)
+      ipad-qc compare runs/v1 runs/v2            # what got worse from v1 to v2, per image and class
     """
 
 
@@ -174,15 +182,20 @@ def main() -> None:
 @click.option("--force", is_flag=True, help="Re-scan every file, even unchanged ones.")
 @click.option("--retry-errors", is_flag=True, help="Re-try files that failed to decode in an earlier scan.")
 @click.option("--no-maps", is_flag=True, help="Do not write the per-class probability maps (maps/).")
+@click.option("--no-report", is_flag=True,
+              help="Do not write report.html (thumbnails take extra time on big folders; `ipad-qc report` "
+                   "builds it later).")
 @click.option("--fail-on", "fail_on", metavar="CLASSES",
               help="Exit with code 3 when an image is flagged, for CI gating: `flare,ghosting` fails on "
                    "those labels, `flare:0.6` on a flare score >= 0.6.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary; errors still go to stderr.")
+@scan_route_options
 def scan_command(root: Path, out: Path | None, detector: str, detector_options: tuple[str, ...],
                  checkpoint: Path | None, device: str,
                  batch_size: int, workers: int | None, raw_mode: str, allow_partial: bool,
                  include: tuple[str, ...], exclude: tuple[str, ...], hidden: bool, force: bool,
-                 retry_errors: bool, no_maps: bool, fail_on: str | None, quiet: bool) -> None:
+                 retry_errors: bool, no_maps: bool, no_report: bool, fail_on: str | None, quiet: bool,
+                 route_config: str | None) -> None:
     """Scan ROOT (a folder, searched recursively, or one image) for ghosting, flare and moiré.
 
     \b
@@ -191,6 +204,7 @@ def scan_command(root: Path, out: Path | None, detector: str, detector_options: 
       results.sqlite                the same rows; later steps (reports, routing) read it
       masks/<path>.png              binary artifact mask at the original size (flagged images)
       maps/<path>.png               per-class probability maps (R ghosting, G flare, B moiré)
+      report.html                   the page to look at: thumbnails, masks, filters (--no-report)
 
     \b
     Exit codes: 0 all files scanned, 1 some files could not be decoded (they are listed as
@@ -220,7 +234,12 @@ def scan_command(root: Path, out: Path | None, detector: str, detector_options: 
     listener.stop()
     if not quiet:
         _print_summary(Console(), summary)
-    sys.exit(_exit_code(summary, run_dir, rules))
+    if not (no_report or summary.interrupted):
+        write_scan_report(run_dir, quiet)
+    code = _exit_code(summary, run_dir, rules)
+    if not summary.interrupted:
+        code = max(code, route_after_scan(run_dir, route_config, quiet))
+    sys.exit(code)
 
 
 def _exit_code(summary: ScanSummary, run_dir: Path, rules: dict[str, float | None] | None) -> int:
@@ -250,6 +269,10 @@ def detectors_command() -> None:
 
 
 main.add_command(model_info_command)
+main.add_command(report_command)
+main.add_command(compare_command)
+main.add_command(route_command)
+main.add_command(plugins_command)
 
 if __name__ == "__main__":
     main()
