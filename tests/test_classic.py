@@ -53,6 +53,16 @@ def test_bad_threshold_is_refused() -> None:
         create(threshold=1.5)
 
 
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "mps"])
+def test_non_cpu_device_is_refused(device: str) -> None:
+    with pytest.raises(ValueError, match="runs on the CPU; use --device cpu or auto"):
+        create(device=device)
+
+
+def test_auto_device_is_accepted() -> None:
+    assert create(device="auto").name == "classic"
+
+
 def test_scores_maps_and_masks_have_the_contracted_shapes(results: dict[str, list]) -> None:
     for kind, pairs in results.items():
         for detection, _ in pairs:
