@@ -35,6 +35,7 @@ from ipad_qc.report.cli import compare_command, report_command, write_scan_repor
 from ipad_qc.routing.cli import plugins_command, route_after_scan, route_command, scan_route_options
 from ipad_qc.scanner import ItemResult, ScanError, ScanOptions, ScanSummary, scan
 from ipad_qc.store import ResultStore
+from ipad_qc.training.commands import eval_command, train_command
 
 EXIT_OK, EXIT_DECODE_ERRORS, EXIT_USAGE, EXIT_FLAGGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -269,6 +270,8 @@ def detectors_command() -> None:
 
 
 main.add_command(model_info_command)
+main.add_command(train_command)
+main.add_command(eval_command)
 main.add_command(report_command)
 main.add_command(compare_command)
 main.add_command(route_command)

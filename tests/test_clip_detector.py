@@ -83,3 +83,13 @@ def test_scan_refuses_mismatched_checkpoint_and_unknown_options(checkpoint: Path
     assert mismatched.exit_code == 2 and "image_size=64" in mismatched.output
     wrong_detector = CliRunner().invoke(main, [*base, "--checkpoint", str(checkpoint)])
     assert wrong_detector.exit_code == 2 and "does not accept" in wrong_detector.output
+
+
+def test_calibrated_thresholds_decide_the_label() -> None:
+    from ipad_qc.detectors.base import label_with_thresholds
+
+    scores = {"clean": 0.3, "ghosting": 0.1, "flare": 0.45, "moire": 0.15}
+    assert label_with_thresholds(scores, {}) == "flare"
+    assert label_with_thresholds(scores, {"flare": 0.6, "moire": 0.1}) == "moire"
+    assert label_with_thresholds(scores, {"flare": 0.6, "moire": 0.2}) == "clean"
+    assert label_with_thresholds(scores, {"flare": 0.4, "ghosting": 0.05}) == "flare"

@@ -19,7 +19,7 @@ import torch
 from ipad_qc.clip.checkpoint import load_model
 from ipad_qc.clip.config import IpadClipConfig
 from ipad_qc.clip.model import IpadClip
-from ipad_qc.detectors.base import Detection, argmax_label
+from ipad_qc.detectors.base import Detection, label_with_thresholds
 from ipad_qc.device import resolve_device
 from ipad_qc.io.types import DecodedImage, DecodeHint
 
@@ -70,7 +70,8 @@ class IpadClipDetector:
         maps = {name: cv2.resize(seg_probs[k], (width, height), interpolation=cv2.INTER_LINEAR)
                 for k, name in enumerate(names) if k > 0}
         probability = np.clip(1.0 - cv2.resize(seg_probs[0], (width, height), interpolation=cv2.INTER_LINEAR), 0, 1)
-        return Detection(scores=scores, label=argmax_label(scores), probability=probability,
+        label = label_with_thresholds(scores, self.model.config.thresholds)
+        return Detection(scores=scores, label=label, probability=probability,
                          original_size=(image.meta.width, image.meta.height), threshold=self.threshold,
                          class_maps=maps)
 

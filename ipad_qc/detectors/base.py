@@ -103,6 +103,15 @@ def argmax_label(scores: Mapping[str, float]) -> str:
     return max(CLASS_NAMES, key=lambda name: (scores[name], -CLASS_NAMES.index(name)))
 
 
+def label_with_thresholds(scores: Mapping[str, float], thresholds: Mapping[str, float]) -> str:
+    """Label from calibrated per-class thresholds: the highest-scoring artifact class whose score
+    reaches its threshold, else ``clean``. Without thresholds this is :func:`argmax_label`."""
+    if not thresholds:
+        return argmax_label(scores)
+    flagged = [name for name in ARTIFACT_CLASSES if name in thresholds and scores[name] >= thresholds[name]]
+    return max(flagged, key=lambda name: scores[name]) if flagged else CLASS_NAMES[0]
+
+
 @runtime_checkable
 class Detector(Protocol):
     """What the scanner calls. Implementations are created by a registered factory."""
