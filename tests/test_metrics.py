@@ -1,0 +1,277 @@
+"""The streaming IPAD evaluator: exactness against scikit-learn and a slow AUPRO, mapping, streaming."""
+
+from __future__ import annotations
+
+import json
+import math
+from itertools import pairwise
+
+import numpy as np
+import pytest
+from rich.console import Console
+from scipy import ndimage
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+
+from ipad_qc.classes import ARTIFACT_CLASSES, CLASS_NAMES
+from ipad_qc.evaluation import METRIC_NAMES, PIXEL_METRICS, EvaluationReport, IpadEvaluator
+from ipad_qc.evaluation.metrics import quantise
+
+N_CLASSES = len(CLASS_NAMES)
+
+
+def on_grid(values: np.ndarray, bins: int) -> np.ndarray:
+    """Scores moved onto the evaluator's quantisation levels, where it is exact."""
+    return np.round(values * (bins - 1)) / (bins - 1)
+
+
+def random_data(seed: int, n: int = 24, size: int = 16, labels: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """Class probabilities, labels, pixel maps and masks with rectangles of varied size per artifact image."""
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.arange(n) % N_CLASSES) if labels is None else labels
+    masks = np.zeros((n, size, size), dtype=bool)
+    for i in np.flatnonzero(labels):
+        for _ in range(rng.integers(1, 4)):
+            top, left = rng.integers(0, size - 2, 2)
+            height, width = rng.integers(1, size // 2, 2)
+            masks[i, top : top + height, left : left + width] = True
+    seg = rng.random((n, N_CLASSES, size, size))
+    seg[np.flatnonzero(labels), labels[labels > 0]] += 0.8 * masks[labels > 0]
+    seg /= seg.sum(axis=1, keepdims=True)
+    return rng.dirichlet(np.ones(N_CLASSES), n), labels, seg, masks
+
+
+def evaluate(data: tuple[np.ndarray, ...], **options: float) -> EvaluationReport:
+    evaluator = IpadEvaluator(**options)
+    evaluator.update(*data)
+    return evaluator.compute()
+
+
+def pixel_truth(labels: np.ndarray, masks: np.ndarray, k: int) -> np.ndarray:
+    """The documented mapping: positives are the mask pixels of class-k images, all else negative."""
+    return (masks & (labels == k)[:, None, None]).ravel()
+
+
+def f1_max_reference(truth: np.ndarray, scores: np.ndarray) -> float:
+    precision, recall, _ = precision_recall_curve(truth, scores)
+    total = precision + recall
+    return float(np.max(np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)))
+
+
+def sklearn_metrics(truth: np.ndarray, scores: np.ndarray) -> tuple[float, float, float]:
+    return roc_auc_score(truth, scores), average_precision_score(truth, scores), f1_max_reference(truth, scores)
+
+
+def aupro_reference(scores: np.ndarray, labels: np.ndarray, masks: np.ndarray, k: int, fpr_limit: float) -> float:
+    """Slow AUPRO: binarise at every distinct score, label regions, count overlaps and false positives."""
+    regions = []
+    for i in np.flatnonzero(labels == k):
+        labelled, count = ndimage.label(masks[i], structure=np.ones((3, 3)))
+        regions += [(i, labelled == r) for r in range(1, count + 1)]
+    negative = ~pixel_truth(labels, masks, k).reshape(masks.shape)
+    points = [(0.0, 0.0)]
+    for threshold in np.unique(scores)[::-1]:
+        predicted = scores >= threshold
+        pro = np.mean([predicted[i][region].mean() for i, region in regions])
+        points.append((predicted[negative].sum() / negative.sum(), pro))
+    area = 0.0
+    for (x0, y0), (x1, y1) in pairwise(points):
+        if x0 >= fpr_limit:
+            break
+        if x1 > fpr_limit:
+            x1, y1 = fpr_limit, y0 + (y1 - y0) * (fpr_limit - x0) / (x1 - x0)
+        area += (x1 - x0) * (y0 + y1) / 2
+    return area / fpr_limit
+
+
+def perfect_data(n: int = 16, size: int = 12) -> tuple[np.ndarray, ...]:
+    """One-hot class probabilities and maps equal to the masks: every metric must be 1."""
+    _, labels, _, masks = random_data(0, n, size)
+    seg = np.zeros((n, N_CLASSES, size, size))
+    seg[np.flatnonzero(labels), labels[labels > 0]] = masks[labels > 0]
+    seg[:, 0] = 1 - seg[:, 1:].sum(axis=1)
+    return np.eye(N_CLASSES)[labels], labels, seg, masks
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_quantise_maps_each_level_to_itself_and_clamps(dtype: type) -> None:
+    bins = 65536
+    levels = np.arange(bins)
+    assert np.array_equal(quantise((levels / (bins - 1)).astype(dtype), bins), levels)
+    assert np.array_equal(
+        quantise(np.array([-0.5, 0.4 / (bins - 1), 0.6 / (bins - 1), 1.5], dtype), bins), [0, 0, 1, 65535]
+    )
+
+
+@pytest.mark.parametrize("tie_decimals", [None, 1])
+def test_image_level_equals_sklearn(tie_decimals: int | None) -> None:
+    class_probs, labels, seg, masks = random_data(1, n=40)
+    if tie_decimals is not None:
+        class_probs = np.round(class_probs, tie_decimals)
+    report = evaluate((class_probs, labels, seg, masks))
+    for k, name in enumerate(ARTIFACT_CLASSES, start=1):
+        expected = sklearn_metrics(labels == k, class_probs[:, k])
+        got = [report.per_class[name][metric] for metric in ("C-AUROC", "C-AP", "C-F1max")]
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("bins", [11, 256, 65536])
+def test_pixel_level_equals_sklearn_on_the_grid(bins: int) -> None:
+    class_probs, labels, seg, masks = random_data(2)
+    seg = on_grid(seg, bins)
+    report = evaluate((class_probs, labels, seg, masks), bins=bins)
+    for k, name in enumerate(ARTIFACT_CLASSES, start=1):
+        expected = sklearn_metrics(pixel_truth(labels, masks, k), seg[:, k].ravel())
+        got = [report.per_class[name][metric] for metric in ("S-AUROC", "S-AP", "S-F1max")]
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+
+
+def test_pixel_level_close_to_sklearn_for_arbitrary_scores() -> None:
+    class_probs, labels, seg, masks = random_data(3, n=32, size=32)
+    report = evaluate((class_probs, labels, seg, masks))
+    for k, name in enumerate(ARTIFACT_CLASSES, start=1):
+        expected = sklearn_metrics(pixel_truth(labels, masks, k), seg[:, k].ravel())
+        got = [report.per_class[name][metric] for metric in ("S-AUROC", "S-AP", "S-F1max")]
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("fpr_limit", [0.3, 0.05, 1.0])
+@pytest.mark.parametrize("seed", [4, 5])
+def test_aupro_equals_slow_reference(seed: int, fpr_limit: float) -> None:
+    bins = 11
+    class_probs, labels, seg, masks = random_data(seed)
+    seg = on_grid(seg, bins)
+    report = evaluate((class_probs, labels, seg, masks), bins=bins, fpr_limit=fpr_limit)
+    for k, name in enumerate(ARTIFACT_CLASSES, start=1):
+        expected = aupro_reference(seg[:, k], labels, masks, k, fpr_limit)
+        assert report.per_class[name]["S-AUPRO"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_regions_are_eight_connected() -> None:
+    class_probs, labels, seg, _ = perfect_data(n=4)
+    masks = np.zeros(seg[:, 0].shape, dtype=bool)
+    masks[labels > 0, 2:4, 2:4] = True
+    masks[labels > 0, 4:6, 4:6] = True  # touches the first square by a corner only
+    report = evaluate((class_probs, labels, seg, masks))
+    assert all(report.counts["regions"][name] == np.sum(labels == k) for k, name in enumerate(CLASS_NAMES) if k)
+
+
+def test_perfect_predictor_scores_one_everywhere() -> None:
+    report = evaluate(perfect_data())
+    assert report.overall == pytest.approx(dict.fromkeys(METRIC_NAMES, 1.0))
+    for values in report.per_class.values():
+        assert values == pytest.approx(dict.fromkeys(METRIC_NAMES, 1.0))
+
+
+def test_swapping_two_class_maps_drops_their_pixel_auroc() -> None:
+    class_probs, labels, seg, masks = perfect_data()
+    seg = seg[:, [0, 2, 1, 3]]
+    report = evaluate((class_probs, labels, seg, masks))
+    assert report.per_class["ghosting"]["S-AUROC"] < 0.6
+    assert report.per_class["flare"]["S-AUROC"] < 0.6
+    assert report.per_class["moire"]["S-AUROC"] == pytest.approx(1.0)
+
+
+def test_clean_images_contribute_only_negatives() -> None:
+    """Clean images scoring 1 on ghosting everywhere tie with every positive: AP = P / (P + clean pixels)."""
+    class_probs, labels, seg, masks = perfect_data()
+    clean = labels == 0
+    seg[clean, 1] = 1.0
+    report = evaluate((class_probs, labels, seg, masks))
+    positives = masks[labels == 1].sum()
+    assert report.counts["positive_pixels"]["ghosting"] == positives
+    assert report.per_class["ghosting"]["S-AP"] == pytest.approx(positives / (positives + masks[clean].size))
+    assert report.per_class["ghosting"]["S-AUROC"] < 1.0
+    assert report.per_class["flare"]["S-AUROC"] == pytest.approx(1.0)
+
+
+def test_clean_image_with_a_mask_is_refused() -> None:
+    class_probs, labels, seg, masks = perfect_data()
+    masks[np.flatnonzero(labels == 0)[0], 0, 0] = True
+    with pytest.raises(ValueError, match="clean images"):
+        evaluate((class_probs, labels, seg, masks))
+
+
+def test_overall_is_the_macro_mean_of_the_classes() -> None:
+    report = evaluate(random_data(6))
+    for metric in METRIC_NAMES:
+        per_class = [report.per_class[name][metric] for name in ARTIFACT_CLASSES]
+        assert report.overall[metric] == pytest.approx(np.mean(per_class), abs=1e-15)
+
+
+def test_class_without_positives_is_nan_and_left_out_of_the_mean() -> None:
+    labels = np.arange(24) % 3  # clean, ghosting, flare: no moire image
+    report = evaluate(random_data(7, labels=labels))
+    assert all(math.isnan(value) for value in report.per_class["moire"].values())
+    for metric in METRIC_NAMES:
+        expected = np.mean([report.per_class[name][metric] for name in ("ghosting", "flare")])
+        assert report.overall[metric] == pytest.approx(expected, abs=1e-15)
+    assert any(note.startswith("moire: ") and "no positive images" in note for note in report.notes)
+    assert json.loads(report.to_json())["per_class"]["moire"]["C-AP"] is None
+
+
+def test_class_without_mask_pixels_keeps_its_image_metrics() -> None:
+    class_probs, labels, seg, masks = random_data(8)
+    masks[labels == 2] = False
+    report = evaluate((class_probs, labels, seg, masks))
+    flare = report.per_class["flare"]
+    assert all(math.isnan(flare[metric]) for metric in PIXEL_METRICS)
+    assert all(math.isfinite(flare[metric]) for metric in ("C-AUROC", "C-AP", "C-F1max"))
+    assert any(note.startswith("flare: ") and "no ground-truth artifact pixels" in note for note in report.notes)
+
+
+def test_streaming_in_batches_equals_one_update() -> None:
+    data = random_data(9, n=30)
+    whole = evaluate(data)
+    streamed = IpadEvaluator()
+    for start, stop in [(0, 5), (5, 6), (6, 19), (19, 30)]:
+        streamed.update(*(array[start:stop] for array in data))
+    report = streamed.compute()
+    assert report.counts == whole.counts
+    for name in ARTIFACT_CLASSES:
+        assert report.per_class[name] == pytest.approx(whole.per_class[name], abs=1e-12)
+
+
+def test_report_json_and_table() -> None:
+    report = evaluate(random_data(10, labels=np.arange(24) % 3))
+    stored = json.loads(report.to_json())
+    assert stored["counts"]["images"] == {"clean": 8, "ghosting": 8, "flare": 8, "moire": 0}
+    assert stored["counts"]["pixels"] == 24 * 16 * 16
+    assert set(stored["counts"]) >= {"regions", "positive_pixels"}
+    table = report.table()
+    assert [column.header for column in table.columns] == ["Class", *METRIC_NAMES]
+    assert table.row_count == 1 + len(ARTIFACT_CLASSES)
+    console = Console(record=True, width=200)
+    console.print(table)
+    text = console.export_text()
+    assert f"{100 * report.overall['C-AP']:.2f}" in text
+    assert "–" in text  # moire has no images
+
+
+@pytest.mark.parametrize(
+    ("index", "bad"),
+    [
+        (0, np.zeros((24, 3))),
+        (1, np.zeros(24)),
+        (1, np.full(24, 4)),
+        (2, np.zeros((24, 4, 16))),
+        (3, np.zeros((24, 8, 8))),
+    ],
+)
+def test_malformed_inputs_are_refused(index: int, bad: np.ndarray) -> None:
+    data = list(random_data(11))
+    data[index] = bad
+    with pytest.raises(ValueError):
+        evaluate(tuple(data))
+
+
+@pytest.mark.parametrize("index", [0, 2])
+def test_nan_scores_are_refused(index: int) -> None:
+    data = list(random_data(12))
+    data[index][1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        evaluate(tuple(data))
+
+
+def test_compute_before_update_is_refused() -> None:
+    with pytest.raises(ValueError, match="no predictions"):
+        IpadEvaluator().compute()
