@@ -27,6 +27,7 @@ from rich.text import Text
 from ipad_qc import __version__
 from ipad_qc.classes import CLASS_NAMES
 from ipad_qc.clip.commands import model_info_command
+from ipad_qc.datasets.commands import synth_command
 from ipad_qc.detectors.registry import UnknownDetectorError, available_detectors
 from ipad_qc.device import DEVICE_CHOICES, DeviceUnavailableError
 from ipad_qc.gating import flagged_rows, parse_fail_on
@@ -276,6 +277,7 @@ main.add_command(report_command)
 main.add_command(compare_command)
 main.add_command(route_command)
 main.add_command(plugins_command)
+main.add_command(synth_command)
 
 if __name__ == "__main__":
     main()

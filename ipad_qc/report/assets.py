@@ -1,0 +1,287 @@
+"""Thumbnails of the originals and mask overlays for the HTML pages, cached in a ``thumbs/`` folder.
+
+Reports must rebuild in seconds and never re-run detection, so every picture a page shows is made
+once and kept: image thumbnails are named after the original's content hash (a renamed or copied
+file reuses them), overlays after the mask file's path, size and mtime (a re-scan rewrites the mask,
+which gives a new name). The overlay is a separate transparent PNG drawn over the thumbnail by the
+browser, so the page can toggle the mask without a second copy of the image.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import multiprocessing
+import os
+import shutil
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ipad_qc.io import DecodeError, DecodeHint, load_image
+
+THUMB_DIR = "thumbs"
+THUMB_SIDE = 256  # table thumbnails: ~10 KB JPEGs, small enough to embed thousands in one page
+VIEW_SIDE = 1024  # large view, made only for the rows a page offers a large view of (flagged ones)
+# Overlay colours (RGB) match the class colours of the page.
+OVERLAY_COLOURS: dict[str, tuple[int, int, int]] = {
+    "ghosting": (255, 64, 64), "flare": (255, 170, 0), "moire": (40, 150, 255),
+}
+_FILL_ALPHA = 0.35
+_POOL_MIN_JOBS = 6  # below this, starting worker processes costs more than it saves
+
+
+@dataclass(frozen=True)
+class AssetRequest:
+    """What one row of a page needs drawn: its original (if reachable) and its mask (if any)."""
+
+    source: Path | None
+    content_hash: str | None
+    mask: Path | None
+    label: str | None
+    width: int
+    height: int
+    want_view: bool
+
+
+@dataclass(frozen=True)
+class RowAssets:
+    """File names inside the thumbs folder (``None``: not available) and why a picture is missing."""
+
+    thumb: str | None = None
+    overlay: str | None = None
+    view: str | None = None
+    view_overlay: str | None = None
+    problem: str | None = None
+
+
+def _image_name(content_hash: str, side: int) -> str:
+    return f"{content_hash}-{side}.jpg"
+
+
+def _overlay_stem(mask: Path, label: str | None) -> str | None:
+    try:
+        info = mask.stat()
+    except OSError:
+        return None
+    key = f"{mask.resolve()}|{info.st_size}|{info.st_mtime_ns}|{label}"
+    return hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=12).hexdigest()
+
+
+def planned_assets(request: AssetRequest) -> RowAssets:
+    """The names a request's pictures have in the cache, whether or not they exist yet."""
+    digest = request.content_hash
+    stem = _overlay_stem(request.mask, request.label) if request.mask else None
+    return RowAssets(
+        thumb=_image_name(digest, THUMB_SIDE) if digest else None,
+        view=_image_name(digest, VIEW_SIDE) if digest and request.want_view else None,
+        overlay=f"{stem}-{THUMB_SIDE}.png" if stem else None,
+        view_overlay=f"{stem}-{VIEW_SIDE}.png" if stem and request.want_view else None,
+        problem=f"mask not found: {request.mask}" if request.mask and not stem else None,
+    )
+
+
+@dataclass(frozen=True)
+class _Job:
+    request: AssetRequest
+    planned: RowAssets
+    folder: str
+    images_missing: bool
+    overlays_missing: bool
+
+
+def _to_uint8(pixels: np.ndarray) -> np.ndarray:
+    return (pixels >> 8).astype(np.uint8) if pixels.dtype == np.uint16 else pixels
+
+
+def _write(folder: str, name: str, extension: str, pixels: np.ndarray, params: list[int]) -> None:
+    ok, encoded = cv2.imencode(extension, pixels, params)
+    if not ok:
+        raise OSError(f"cannot encode {name}")
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(encoded.tobytes())
+    os.replace(tmp, os.path.join(folder, name))
+
+
+def _make_images(job: _Job) -> None:
+    request, planned = job.request, job.planned
+    side = VIEW_SIDE if planned.view else THUMB_SIDE
+    image = load_image(request.source, DecodeHint(long_side=side))
+    bgr = cv2.cvtColor(_to_uint8(image.pixels), cv2.COLOR_RGB2BGR)
+    for name, size in ((planned.thumb, THUMB_SIDE), (planned.view, VIEW_SIDE)):
+        if name:
+            target = DecodeHint(long_side=size).target_size(bgr.shape[1], bgr.shape[0])
+            resized = cv2.resize(bgr, target, interpolation=cv2.INTER_AREA) if target != bgr.shape[1::-1] else bgr
+            _write(job.folder, name, ".jpg", resized, [cv2.IMWRITE_JPEG_QUALITY, 82])
+
+
+def overlay_pixels(mask: np.ndarray, size: tuple[int, int], label: str | None) -> np.ndarray:
+    """BGRA overlay of a 0/255 mask at ``size``: translucent fill plus an opaque outline, class-coloured."""
+    small = cv2.resize(mask, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    binary = (small >= 0.5).astype(np.uint8)
+    outline = cv2.morphologyEx(binary, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    red, green, blue = OVERLAY_COLOURS.get(label or "", (255, 255, 255))
+    overlay = np.zeros((size[1], size[0], 4), np.uint8)
+    overlay[..., :3] = (blue, green, red)
+    alpha = np.clip(small * _FILL_ALPHA, 0.0, 1.0)
+    alpha[outline] = 1.0
+    overlay[..., 3] = np.round(alpha * 255.0).astype(np.uint8)
+    return overlay
+
+
+def _make_overlays(job: _Job) -> None:
+    request, planned = job.request, job.planned
+    mask = cv2.imread(str(request.mask), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise OSError(f"cannot read mask {request.mask}")
+    for name, side in ((planned.overlay, THUMB_SIDE), (planned.view_overlay, VIEW_SIDE)):
+        if name:
+            size = DecodeHint(long_side=side).target_size(mask.shape[1], mask.shape[0])
+            overlay = overlay_pixels(mask, size, request.label)
+            _write(job.folder, name, ".png", overlay, [cv2.IMWRITE_PNG_COMPRESSION, 6])
+
+
+def _run_job(job: _Job) -> str | None:
+    """Make the missing pictures of one row; returns why something could not be made (never raises)."""
+    problems = []
+    for needed, make in ((job.images_missing, _make_images), (job.overlays_missing, _make_overlays)):
+        if not needed:
+            continue
+        try:
+            make(job)
+        except DecodeError as exc:
+            problems.append(exc.reason)
+        except (OSError, ValueError, cv2.error, MemoryError) as exc:
+            problems.append(f"{type(exc).__name__}: {exc}")
+    return "; ".join(problems) or None
+
+
+def _listing(folder: Path) -> set[str]:
+    with os.scandir(folder) as entries:
+        return {entry.name for entry in entries}
+
+
+def ensure_assets(requests: Mapping[str, AssetRequest], folder: Path, workers: int | None = None,
+                  ) -> dict[str, RowAssets]:
+    """Make every picture the requests need that the cache folder lacks; returns what each row has.
+
+    Decoding originals is the slow part, so missing pictures are made in worker processes when there
+    are enough of them, and only once for identical files (same content hash). Rows whose pictures
+    cannot be made get ``problem`` set and ``None`` names.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    present = _listing(folder)
+    planned = {key: planned_assets(request) for key, request in requests.items()}
+    jobs: dict[str, _Job] = {}
+    problems: dict[str, str | None] = {}
+    for key, request in requests.items():
+        job, problems[key] = _plan_job(request, planned[key], folder, present)
+        if job is not None:
+            jobs[key] = job
+    for key, problem in _run_jobs(jobs, workers).items():
+        problems[key] = "; ".join(text for text in (problems[key], problem) if text) or None
+    present = _listing(folder)
+    return {key: _available(plan, present, problems[key]) for key, plan in planned.items()}
+
+
+def _plan_job(request: AssetRequest, plan: RowAssets, folder: Path,
+              present: set[str]) -> tuple[_Job | None, str | None]:
+    """The job that makes what ``plan`` lacks (marking it as made in ``present``), and what cannot be made."""
+    images = [name for name in (plan.thumb, plan.view) if name and name not in present]
+    overlays = [name for name in (plan.overlay, plan.view_overlay) if name and name not in present]
+    problem = plan.problem
+    if plan.thumb is None:
+        problem = "no thumbnail: the results row has no content hash"
+    elif images and not (request.source and request.source.is_file()):
+        problem = f"original not found: {request.source or 'scanned folder unknown'}"
+        images = []
+    if not images and not overlays:
+        return None, problem
+    present.update(images + overlays)
+    return _Job(request, plan, str(folder), bool(images), bool(overlays)), problem
+
+
+def _run_jobs(jobs: Mapping[str, _Job], workers: int | None) -> dict[str, str | None]:
+    workers = min(4, os.cpu_count() or 1) if workers is None else workers
+    if workers < 1 or len(jobs) < _POOL_MIN_JOBS:
+        return {key: _run_job(job) for key, job in jobs.items()}
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = {key: pool.submit(_run_job, job) for key, job in jobs.items()}
+        return {key: _outcome(future) for key, future in futures.items()}
+
+
+def _outcome(future: Future[str | None]) -> str | None:
+    try:
+        return future.result()
+    except BrokenProcessPool:  # a decoder crashed its process: lose these thumbnails, not the report
+        return "thumbnail worker crashed (decoder failure on this or another file in flight)"
+
+
+def _available(plan: RowAssets, present: set[str], problem: str | None) -> RowAssets:
+    def keep(name: str | None) -> str | None:
+        return name if name in present else None
+
+    return RowAssets(thumb=keep(plan.thumb), overlay=keep(plan.overlay), view=keep(plan.view),
+                     view_overlay=keep(plan.view_overlay), problem=problem)
+
+
+def asset_request(row: Mapping[str, Any], root: Path | None, run_dir: Path, want_view: bool) -> AssetRequest | None:
+    """The pictures a result row needs, or ``None`` for rows with nothing to draw (decode errors)."""
+    if row.get("status") != "ok":
+        return None
+    source = root / row["path"] if root is not None else None
+    mask = run_dir / row["mask_path"] if row.get("mask_path") else None
+    return AssetRequest(source, row.get("content_hash"), mask, row.get("label"), int(row.get("width") or 0),
+                        int(row.get("height") or 0), want_view)
+
+
+def prune(folder: Path, keep: Iterable[str]) -> int:
+    """Delete cached pictures no row refers to any more (files of older scans); returns how many."""
+    wanted = set(keep)
+    removed = 0
+    for name in _listing(folder) if folder.is_dir() else ():
+        if name not in wanted and not name.startswith("."):
+            (folder / name).unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+class AssetLinker:
+    """Turns cached picture names into URLs: data URIs (single-file page) or relative paths (folder page).
+
+    In folder mode, pictures from a cache folder other than the page's own ``thumbs/`` are copied there,
+    so the page folder is self-contained.
+    """
+
+    def __init__(self, cache: Path, page_dir: Path, inline: bool) -> None:
+        self.cache = cache
+        self.inline = inline
+        self.target = page_dir / THUMB_DIR
+        self.copy = not inline and cache.resolve() != self.target.resolve()
+
+    def url(self, name: str | None) -> str | None:
+        if not name:
+            return None
+        if self.inline:
+            kind = "image/png" if name.endswith(".png") else "image/jpeg"
+            return f"data:{kind};base64," + base64.b64encode((self.cache / name).read_bytes()).decode("ascii")
+        if self.copy and not (self.target / name).exists():
+            self.target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.cache / name, self.target / name)
+        return f"{THUMB_DIR}/{name}"
+
+
+def inline_size(cache: Path, names: Iterable[str | None]) -> int:
+    """Bytes the named pictures take as base64 data URIs in a single-file page (each use counts)."""
+    with os.scandir(cache) as entries:
+        sizes = {entry.name: entry.stat().st_size for entry in entries}
+    return sum((sizes.get(name, 0) + 2) // 3 * 4 + 24 for name in names if name)
