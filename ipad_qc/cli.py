@@ -75,7 +75,7 @@ class RichListener:
     def advanced(self, item: ItemResult) -> None:
         if item.status == "error":
             self.progress.console.print(f"[red]error[/red] {item.relpath}: {item.error}", markup=True,
-                                        highlight=False)
+                                        highlight=False, soft_wrap=True)
         self.progress.advance(self.task)
 
     def stop(self) -> None:
@@ -121,9 +121,9 @@ def _print_summary(console: Console, summary: ScanSummary) -> None:
     console.print(f"{done} file(s) in {summary.elapsed_s:.1f} s ({rate:.2f} img/s); "
                   f"decode {summary.decode_s:.1f} s (summed over workers), detect {summary.detect_s:.1f} s")
     for path, reason in summary.problems:
-        console.print(f"[yellow]warning[/yellow] {path}: {reason}", highlight=False)
+        console.print(f"[yellow]warning[/yellow] {path}: {reason}", highlight=False, soft_wrap=True)
     for path, reason in summary.errors[:20]:
-        console.print(f"[red]error[/red] {path}: {reason}", highlight=False)
+        console.print(f"[red]error[/red] {path}: {reason}", highlight=False, soft_wrap=True)
     if summary.error_count > 20:
         console.print(f"... and {summary.error_count - 20} more errors: see results.csv")
     console.print(f"results: {summary.run_dir / 'results.csv'}, {summary.run_dir / 'results.jsonl'}, "
@@ -222,7 +222,7 @@ def scan_command(root: Path, out: Path | None, detector: str, detector_options: 
     options = ScanOptions(detector=detector, detector_options=parsed_options,
                           device=device, batch_size=batch_size, workers=workers, raw_mode=raw_mode,
                           allow_partial=allow_partial, include=include, exclude=exclude, include_hidden=hidden,
-                          force=force, retry_errors=retry_errors, write_maps=not no_maps)
+                          force=force, retry_errors=retry_errors, write_maps=not no_maps, write_thumbnails=not no_report)
     run_dir = out or Path("runs") / (root.resolve().name or "root")
     console = Console(stderr=True)
     listener = RichListener(console, quiet)
@@ -231,7 +231,7 @@ def scan_command(root: Path, out: Path | None, detector: str, detector_options: 
         summary = scan(root, run_dir, options, listener=listener)
     except (ScanError, UnknownDetectorError, DeviceUnavailableError, ValueError) as exc:
         listener.stop()
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(EXIT_USAGE)
     listener.stop()
     if not quiet:
@@ -253,7 +253,7 @@ def _exit_code(summary: ScanSummary, run_dir: Path, rules: dict[str, float | Non
             hits = flagged_rows(store.rows(), rules)
         if hits:
             for path, name in hits[:20]:
-                err_console.print(f"[yellow]flagged[/yellow] {name}: {path}", highlight=False)
+                err_console.print(f"[yellow]flagged[/yellow] {name}: {path}", highlight=False, soft_wrap=True)
             err_console.print(f"--fail-on: {len(hits)} flagged image(s)")
             return EXIT_FLAGGED
     return EXIT_DECODE_ERRORS if summary.error_count else EXIT_OK

@@ -22,11 +22,15 @@ from ipad_qc.store import RESULT_COLUMNS
 
 MASK_DIR = "masks"
 MAP_DIR = "maps"
+THUMB_DIR = "thumbs"
+THUMB_SIDE = 256  # report table thumbnails: ~10 KB JPEGs, small enough to embed thousands in one page
+VIEW_SIDE = 1024  # report large view, made only for flagged images
 CSV_NAME = "results.csv"
 JSONL_NAME = "results.jsonl"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary name, creating folders: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
@@ -37,7 +41,7 @@ def _write_png(run_dir: Path, relpath: str, pixels: np.ndarray) -> str:
     ok, encoded = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise OSError(f"PNG encoding failed for {relpath}")
-    _atomic_write(run_dir / relpath, encoded.tobytes())
+    atomic_write(run_dir / relpath, encoded.tobytes())
     return relpath
 
 
@@ -68,6 +72,30 @@ def write_probability_map(run_dir: Path, image_relpath: str, detection: Detectio
     return _write_png(run_dir, f"{MAP_DIR}/{image_relpath}.png", quantised)
 
 
+def thumbnail_name(content_hash: str, side: int) -> str:
+    """Thumbnails are named by content, so a renamed or copied file reuses them."""
+    return f"{content_hash}-{side}.jpg"
+
+
+def write_thumbnails(folder: Path, content_hash: str, pixels: np.ndarray, sides: Iterable[int]) -> None:
+    """JPEG thumbnails of RGB ``pixels`` (8 or 16 bit) with a long side of at most each of ``sides``.
+
+    The scanner calls this with the image it has just decoded for detection, so the report does not
+    decode every original a second time; the report calls it for images the scan did not cover.
+    """
+    rgb = (pixels >> 8).astype(np.uint8) if pixels.dtype == np.uint16 else pixels
+    bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
+    height, width = bgr.shape[:2]
+    for side in sides:
+        scale = min(1.0, side / max(height, width))
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        resized = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA) if size != (width, height) else bgr
+        ok, encoded = cv2.imencode(".jpg", resized, [cv2.IMWRITE_JPEG_QUALITY, 82])
+        if not ok:
+            raise OSError(f"cannot encode the thumbnail of {content_hash}")
+        atomic_write(folder / thumbnail_name(content_hash, side), encoded.tobytes())
+
+
 def _csv_value(value: Any) -> Any:
     if isinstance(value, float):
         return f"{value:.6g}"
@@ -89,5 +117,5 @@ def write_exports(run_dir: Path, rows: Iterable[Mapping[str, Any]]) -> tuple[Pat
     os.replace(csv_tmp, csv_path)
 
     lines = [json.dumps({name: row.get(name) for name in columns}, ensure_ascii=False) for row in rows]
-    _atomic_write(jsonl_path, ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8"))
+    atomic_write(jsonl_path, ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8"))
     return csv_path, jsonl_path

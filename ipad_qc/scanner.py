@@ -27,7 +27,15 @@ from ipad_qc.classes import CLASS_NAMES
 from ipad_qc.detectors.base import Detection, Detector
 from ipad_qc.detectors.registry import get_detector
 from ipad_qc.io import DecodedImage, DecodeError, DecodeHint, load_image
-from ipad_qc.outputs import write_exports, write_mask, write_probability_map
+from ipad_qc.outputs import (
+    THUMB_DIR,
+    THUMB_SIDE,
+    VIEW_SIDE,
+    write_exports,
+    write_mask,
+    write_probability_map,
+    write_thumbnails,
+)
 from ipad_qc.store import ResultStore, StoredFile, utc_now
 from ipad_qc.walker import FoundFile, walk
 
@@ -53,6 +61,8 @@ class ScanOptions:
     force: bool = False
     retry_errors: bool = False
     write_maps: bool = True
+    #: Report thumbnails from the pixels decoded for detection, so reports never decode originals again.
+    write_thumbnails: bool = True
 
 
 @dataclass
@@ -360,6 +370,9 @@ class _Pipeline:
         try:
             mask_path = write_mask(run_dir, relpath, result)
             map_path = write_probability_map(run_dir, relpath, result) if self.options.write_maps else ""
+            if self.options.write_thumbnails:
+                sides = (THUMB_SIDE, VIEW_SIDE) if not result.is_clean else (THUMB_SIDE,)
+                write_thumbnails(run_dir / THUMB_DIR, outcome.content_hash, outcome.image.pixels, sides)
         except OSError as exc:
             return self._error_row(outcome, f"cannot write mask: {exc}")
         return self._ok_row(outcome, result, mask_path, map_path)

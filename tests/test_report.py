@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import json
 import re
 from pathlib import Path
@@ -92,6 +94,9 @@ def test_rebuild_reads_the_cache_and_never_the_detector(run: Path, monkeypatch: 
 def test_missing_originals_keep_their_rows_and_masks(run: Path) -> None:
     for original in (run.parent / "shots").rglob("*.jpg"):
         original.unlink()
+    cached = {row["path"]: row for row in page_data(build_report(run).path)["rows"]}
+    assert cached["a/sun.jpg"]["thumb"], "thumbnails the scan wrote keep working without the originals"
+    shutil.rmtree(run / "thumbs")
     result = build_report(run)
     rows = {row["path"]: row for row in page_data(result.path)["rows"]}
     assert rows["a/sun.jpg"]["thumb"] is None and rows["a/sun.jpg"]["overlay"]

@@ -210,3 +210,18 @@ def test_kill_9_midway_then_rerun_gives_one_row_per_file(tmp_path: Path) -> None
     assert [r["path"] for r in rows] == [f"img_{i:02d}.jpg" for i in range(16)]
     assert all(r["scanned_at"] == finished[r["path"]] for r in rows if r["path"] in finished)
     assert len(read_csv(out / "results.csv")) == 16
+
+
+def test_scan_writes_report_thumbnails_from_decoded_pixels(shots: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    scan(shots, out, ScanOptions(workers=0), detector=BrightSpotDetector())
+    with ResultStore(out) as store:
+        rows = {r["path"]: r for r in store.rows()}
+    sun, clean = rows["bright/sun_0.jpg"], rows["clean_0.jpg"]
+    thumb = cv2.imread(str(out / "thumbs" / f"{sun['content_hash']}-256.jpg"))
+    assert thumb is not None and max(thumb.shape[:2]) == 256
+    assert (out / "thumbs" / f"{sun['content_hash']}-1024.jpg").is_file(), "flagged images get a large view"
+    assert not (out / "thumbs" / f"{clean['content_hash']}-1024.jpg").exists()
+    no_thumbs = scan(shots, tmp_path / "bare", ScanOptions(workers=0, write_thumbnails=False),
+                     detector=BrightSpotDetector())
+    assert no_thumbs.scanned == 8 and not (tmp_path / "bare" / "thumbs").exists()

@@ -25,10 +25,8 @@ import cv2
 import numpy as np
 
 from ipad_qc.io import DecodeError, DecodeHint, load_image
+from ipad_qc.outputs import THUMB_DIR, THUMB_SIDE, VIEW_SIDE, atomic_write, thumbnail_name, write_thumbnails
 
-THUMB_DIR = "thumbs"
-THUMB_SIDE = 256  # table thumbnails: ~10 KB JPEGs, small enough to embed thousands in one page
-VIEW_SIDE = 1024  # large view, made only for the rows a page offers a large view of (flagged ones)
 # Overlay colours (RGB) match the class colours of the page.
 OVERLAY_COLOURS: dict[str, tuple[int, int, int]] = {
     "ghosting": (255, 64, 64), "flare": (255, 170, 0), "moire": (40, 150, 255),
@@ -61,10 +59,6 @@ class RowAssets:
     problem: str | None = None
 
 
-def _image_name(content_hash: str, side: int) -> str:
-    return f"{content_hash}-{side}.jpg"
-
-
 def _overlay_stem(mask: Path, label: str | None) -> str | None:
     try:
         info = mask.stat()
@@ -79,8 +73,8 @@ def planned_assets(request: AssetRequest) -> RowAssets:
     digest = request.content_hash
     stem = _overlay_stem(request.mask, request.label) if request.mask else None
     return RowAssets(
-        thumb=_image_name(digest, THUMB_SIDE) if digest else None,
-        view=_image_name(digest, VIEW_SIDE) if digest and request.want_view else None,
+        thumb=thumbnail_name(digest, THUMB_SIDE) if digest else None,
+        view=thumbnail_name(digest, VIEW_SIDE) if digest and request.want_view else None,
         overlay=f"{stem}-{THUMB_SIDE}.png" if stem else None,
         view_overlay=f"{stem}-{VIEW_SIDE}.png" if stem and request.want_view else None,
         problem=f"mask not found: {request.mask}" if request.mask and not stem else None,
@@ -96,30 +90,12 @@ class _Job:
     overlays_missing: bool
 
 
-def _to_uint8(pixels: np.ndarray) -> np.ndarray:
-    return (pixels >> 8).astype(np.uint8) if pixels.dtype == np.uint16 else pixels
-
-
-def _write(folder: str, name: str, extension: str, pixels: np.ndarray, params: list[int]) -> None:
-    ok, encoded = cv2.imencode(extension, pixels, params)
-    if not ok:
-        raise OSError(f"cannot encode {name}")
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(encoded.tobytes())
-    os.replace(tmp, os.path.join(folder, name))
-
-
 def _make_images(job: _Job) -> None:
     request, planned = job.request, job.planned
     side = VIEW_SIDE if planned.view else THUMB_SIDE
     image = load_image(request.source, DecodeHint(long_side=side))
-    bgr = cv2.cvtColor(_to_uint8(image.pixels), cv2.COLOR_RGB2BGR)
-    for name, size in ((planned.thumb, THUMB_SIDE), (planned.view, VIEW_SIDE)):
-        if name:
-            target = DecodeHint(long_side=size).target_size(bgr.shape[1], bgr.shape[0])
-            resized = cv2.resize(bgr, target, interpolation=cv2.INTER_AREA) if target != bgr.shape[1::-1] else bgr
-            _write(job.folder, name, ".jpg", resized, [cv2.IMWRITE_JPEG_QUALITY, 82])
+    sides = [size for name, size in ((planned.thumb, THUMB_SIDE), (planned.view, VIEW_SIDE)) if name]
+    write_thumbnails(Path(job.folder), request.content_hash, image.pixels, sides)
 
 
 def overlay_pixels(mask: np.ndarray, size: tuple[int, int], label: str | None) -> np.ndarray:
@@ -145,7 +121,10 @@ def _make_overlays(job: _Job) -> None:
         if name:
             size = DecodeHint(long_side=side).target_size(mask.shape[1], mask.shape[0])
             overlay = overlay_pixels(mask, size, request.label)
-            _write(job.folder, name, ".png", overlay, [cv2.IMWRITE_PNG_COMPRESSION, 6])
+            ok, encoded = cv2.imencode(".png", overlay, [cv2.IMWRITE_PNG_COMPRESSION, 6])
+            if not ok:
+                raise OSError(f"cannot encode {name}")
+            atomic_write(Path(job.folder) / name, encoded.tobytes())
 
 
 def _run_job(job: _Job) -> str | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ipad_qc.classes import ARTIFACT_CLASSES, CLASS_NAMES
-from ipad_qc.outputs import _atomic_write
+from ipad_qc.outputs import atomic_write
 from ipad_qc.report.assets import THUMB_DIR, AssetLinker, RowAssets, asset_request, ensure_assets, inline_size, prune
 from ipad_qc.report.page import choose_inline, render_page
 from ipad_qc.report.run import has_artifact, open_run
@@ -46,7 +46,7 @@ def publish(page: Path, layout: str, cache: Path, assets: Iterable[RowAssets], r
     inline = choose_inline(layout, inline_size(cache, names) + rows * _BYTES_PER_ROW)
     data = make_data(AssetLinker(cache, page.parent, inline))
     text = render_page(data, folder=not inline).encode("utf-8")
-    _atomic_write(page, text)
+    atomic_write(page, text)
     return ("single" if inline else "folder"), len(text)
 
 

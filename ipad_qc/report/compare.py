@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ipad_qc.classes import ARTIFACT_CLASSES
-from ipad_qc.outputs import _atomic_write
+from ipad_qc.outputs import atomic_write
 from ipad_qc.report.assets import THUMB_DIR, AssetLinker, asset_request, ensure_assets
 from ipad_qc.report.build import PAGE_SIZE, PageResult, page_facts, publish
 from ipad_qc.report.run import ReportError, Run, open_run
@@ -237,5 +237,5 @@ def compare_runs(run_a: str | Path, run_b: str | Path, out: str | Path, key_patt
     problems = [(key, item.problem) for key, item in assets.items() if item.problem]
     comparison.page = PageResult(page, chosen, len(changed), size, problems)
     comparison.csv_path = out_dir / COMPARE_CSV
-    _atomic_write(comparison.csv_path, csv_text(comparison).encode("utf-8"))
+    atomic_write(comparison.csv_path, csv_text(comparison).encode("utf-8"))
     return comparison

@@ -23,7 +23,7 @@ import tifffile
 from PIL import Image
 
 from ipad_qc.io.formats import extension_format
-from ipad_qc.outputs import _atomic_write
+from ipad_qc.outputs import atomic_write
 
 REPAIRED_DIR = "repaired"
 _PILLOW_FORMATS = {"jpeg": "JPEG", "webp": "WEBP", "heif": "HEIF"}
@@ -91,5 +91,5 @@ def write_repaired(run_dir: Path, relpath: str, fmt: str, pixels: np.ndarray, so
     """Write the repaired pixels of ``relpath``; returns the output path relative to the run folder."""
     written = output_format(fmt, pixels)
     out_rel = output_relpath(relpath, written)
-    _atomic_write(run_dir / out_rel, encode(pixels, written, source))
+    atomic_write(run_dir / out_rel, encode(pixels, written, source))
     return out_rel
