@@ -222,7 +222,8 @@ def scan_command(root: Path, out: Path | None, detector: str, detector_options: 
     options = ScanOptions(detector=detector, detector_options=parsed_options,
                           device=device, batch_size=batch_size, workers=workers, raw_mode=raw_mode,
                           allow_partial=allow_partial, include=include, exclude=exclude, include_hidden=hidden,
-                          force=force, retry_errors=retry_errors, write_maps=not no_maps, write_thumbnails=not no_report)
+                          force=force, retry_errors=retry_errors, write_maps=not no_maps,
+                          write_thumbnails=not no_report)
     run_dir = out or Path("runs") / (root.resolve().name or "root")
     console = Console(stderr=True)
     listener = RichListener(console, quiet)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np

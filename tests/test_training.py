@@ -51,7 +51,8 @@ def train_args(data: Path, out: Path, weights: Path, epochs: int, *extra: str) -
 def test_end_to_end_train_resume_eval_scan(dataset: Path, weights: Path, tmp_path: Path) -> None:
     full, part = tmp_path / "full", tmp_path / "part"
     assert invoke(*train_args(dataset, full, weights, 2)).exit_code == 0
-    rows = list(csv.DictReader(open(full / "metrics.csv", encoding="utf-8")))
+    with open(full / "metrics.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
     assert [(r["stage"], r["epoch"]) for r in rows] == [(s, e) for s in "123" for e in "12"]
     assert all(np.isfinite(float(r["train_loss"])) and "val_C-AUROC" in r for r in rows)
     assert len(list((full / "checkpoints").glob("*.safetensors"))) == 6
