@@ -14,22 +14,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 from ipad_qc.detectors.base import Detector
+from ipad_qc.entry_points import EntryPointRegistry
 
 ENTRY_POINT_GROUP = "ipad_qc.detectors"
 
 DetectorFactory = Callable[..., Detector]
 
-# Detectors of this package, so a source checkout that was never pip-installed still has them.
-_BUILTIN = {"classic": "ipad_qc.detectors.classic:create", "ipad-clip": "ipad_qc.clip.detector:create"}
-_registered: dict[str, DetectorFactory] = {}
-
 
 class UnknownDetectorError(LookupError):
-    """Asked for a detector name that nobody registered."""
+    """Asked for a detector name that nobody registered, or for an option it does not take."""
+
+
+_REGISTRY = EntryPointRegistry(
+    ENTRY_POINT_GROUP,
+    {"classic": "ipad_qc.detectors.classic:create", "ipad-clip": "ipad_qc.clip.detector:create"},
+    "detector",
+    UnknownDetectorError,
+)
 
 
 @dataclass(frozen=True)
@@ -43,37 +47,17 @@ class DetectorInfo:
 
 def register_detector(name: str, factory: DetectorFactory) -> None:
     """Register a factory under ``name`` at run time (tests, notebooks); entry points need no call."""
-    _registered[name] = factory
+    _REGISTRY.register(name, factory)
 
 
 def available_detectors() -> list[DetectorInfo]:
-    """Every detector that can be created, sorted by name; later sources override earlier ones."""
-    found: dict[str, DetectorInfo] = {
-        name: DetectorInfo(name, target, "built-in") for name, target in _BUILTIN.items()
-    }
-    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = entry.dist.name if entry.dist else "unknown"
-        origin = "built-in" if dist == "ipad-qc" else f"{dist} (entry point)"
-        found[entry.name] = DetectorInfo(entry.name, entry.value, origin)
-    for name, factory in _registered.items():
-        found[name] = DetectorInfo(name, f"{factory.__module__}:{factory.__qualname__}", "registered at run time")
-    return sorted(found.values(), key=lambda info: info.name)
-
-
-def _resolve(name: str) -> DetectorFactory:
-    if name in _registered:
-        return _registered[name]
-    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP, name=name):
-        return entry.load()
-    if name in _BUILTIN:
-        return metadata.EntryPoint(name, _BUILTIN[name], ENTRY_POINT_GROUP).load()
-    known = ", ".join(info.name for info in available_detectors())
-    raise UnknownDetectorError(f"unknown detector {name!r}; installed detectors: {known}")
+    """Every detector that can be created, sorted by name."""
+    return [DetectorInfo(s.name, s.target, s.origin) for s in _REGISTRY.sources().values()]
 
 
 def get_detector(name: str = "classic", device: str = "cpu", **options: Any) -> Detector:
     """Create the detector registered as ``name`` on ``device`` with detector-specific options."""
-    factory = _resolve(name)
+    factory = _REGISTRY.factory(name)
     try:
         detector = factory(device=device, **options)
     except TypeError as exc:
