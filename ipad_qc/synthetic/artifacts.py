@@ -8,13 +8,17 @@ ranges, so one seed always gives the same bytes.
 * Flare is *additive light*: internal reflections and scattering add photons to the scene, and the
   sensor clips. It is therefore added in linear light and clipped, rather than alpha-blended by
   Eq. 1 (alpha blending would darken a bright background under a dim flare, which light cannot do).
-  Pixels outside the mask are left untouched, as Eq. 1 does.
+  Pixels outside the mask are left untouched, as Eq. 1 does. ``light_sources`` finds where a flare
+  belongs (the paper's detected sun region).
 * Moiré is real aliasing: the screen's RGB sub-pixel grid is point-sampled on the sensor lattice,
-  and the rendered screen is blended into the screen quadrilateral by Eq. 1.
+  and the rendered screen is blended into the screen quadrilateral by Eq. 1. ``find_screen`` finds
+  a screen-like quadrilateral in a photo (the paper's detected screen region).
 * Ghosting is the output of a multi-frame fusion operator run on misaligned frames.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -54,6 +58,37 @@ def brightest_blob(image: np.ndarray) -> tuple[float, float]:
     smooth = cv2.GaussianBlur(luminance, (0, 0), max(2.0, 0.01 * max(image.shape[:2])))
     y, x = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
     return float(x), float(y)
+
+
+def _luma(image: np.ndarray) -> np.ndarray:
+    """Rec. 601 luma of a float RGB image: what "bright" means for sources and screens."""
+    return (image @ np.array([0.299, 0.587, 0.114], np.float32)).astype(np.float32)
+
+
+def light_sources(
+    image: np.ndarray,
+    *,
+    level: float = 0.99,
+    max_fraction: float = 0.02,
+    min_pixels: int = 4,
+) -> list[tuple[float, float, float]]:
+    """Near-saturated compact blobs (sun, lamps, bulbs), largest first, as ``(x, y, radius)``.
+
+    A light strong enough to flare clips the sensor, so its pixels sit at the very top of the range
+    (``level``; an overcast sky at 0.97 plus noise must not count). Large or elongated bright regions
+    (a white wall, a horizon band) are bright but are not point-like sources, so components above
+    ``max_fraction`` of the image or filling less than half of their bounding box (a disc fills 79 %)
+    are rejected. A 1-px blur keeps sensor noise from breaking a source into specks.
+    """
+    bright = cv2.GaussianBlur(_luma(image), (0, 0), 1.0) >= level
+    count, _, stats, centroids = cv2.connectedComponentsWithStats(bright.astype(np.uint8), connectivity=8)
+    max_area = max_fraction * bright.size
+    found = []
+    for label in range(1, count):
+        _, _, w, h, area = stats[label]
+        if min_pixels <= area <= max_area and area >= 0.5 * w * h and max(w, h) <= 3 * min(w, h):
+            found.append((float(area), float(centroids[label][0]), float(centroids[label][1])))
+    return [(x, y, float(np.sqrt(area / np.pi))) for area, x, y in sorted(found, reverse=True)]
 
 
 def flare_pattern(
@@ -115,10 +150,12 @@ def add_flare(
     strength: float | None = None,
     visibility: float = 0.05,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Add lens flare around a light source; mask = where the flare changes the pixel by > ``visibility``.
+    """Add lens flare around a light source; mask = where the flare changes the pixel by > ``visibility``,
+    with the holes it encloses (the clipped source itself) filled.
 
     ``source`` defaults to the brightest blob of the scene (half of the time) or a random point in the
-    upper two thirds. ``strength`` (default 0.5–1.5) scales the whole pattern.
+    upper two thirds; pass one of ``light_sources(image)`` to put the flare on a real light. ``strength``
+    (default 0.5–1.5) scales the whole pattern.
     """
     height, width = image.shape[:2]
     if source is None:
@@ -128,8 +165,20 @@ def add_flare(
             source = (rng.uniform(0.1, 0.9) * width, rng.uniform(0.05, 0.65) * height)
     pattern = flare_pattern(rng, height, width, source, strength=_pick(rng, strength, 0.5, 1.5))
     flared = to_display(to_linear(image) + pattern)
-    mask = (flared - image).max(axis=2) > visibility
+    mask = _fill_holes((flared - image).max(axis=2) > visibility)
     return np.where(mask[..., None], flared, image).astype(np.float32), mask
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` plus the regions it encloses.
+
+    Light added to an already clipped source changes nothing there, so the visible-change mask has a
+    hole exactly at the sun or lamp; an annotator marks the source as part of the flare, and so do we.
+    """
+    count, labels = cv2.connectedComponents((~mask).astype(np.uint8), connectivity=4)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    enclosed = ~np.isin(labels, border)
+    return mask | (enclosed & (labels > 0)) if count > 1 else mask
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,6 +203,75 @@ def _screen_quad(rng: np.random.Generator, height: int, width: int, coverage: fl
         else [width / 2, height / 2]
     )
     return (corners + centre).astype(np.float32)
+
+
+def find_screen(
+    image: np.ndarray,
+    *,
+    min_fraction: float = 0.04,
+    max_fraction: float = 0.8,
+    levels: tuple[float, ...] = (0.55, 0.7, 0.85),
+) -> np.ndarray | None:
+    """The largest bright convex quadrilateral (a lit screen, seen in perspective), or ``None``.
+
+    A screen that is on is an emissive, evenly bright region with four straight sides. Candidate
+    regions are the luma above each of a few ``levels`` and the bright areas that edges enclose (a
+    screen beside a brighter wall or sky merges with it under any global threshold, but its border
+    is still an edge). Each region's outer contour hull is simplified with ``approxPolyDP`` and counts
+    when it has four corners, its area is within 8 % of the quadrilateral's (so ellipses and ragged
+    blobs whose hull happens to simplify to four points are refused), it covers ``min_fraction`` to
+    ``max_fraction`` of the image, and at most one corner lies on the image border (bands of sky
+    touch it with all four). Corners come back clockwise from top-left, as ``add_moire`` expects.
+    """
+    luma = cv2.GaussianBlur(_luma(image), (0, 0), 1.5)
+    height, width = luma.shape
+    limits = (min_fraction * luma.size, max_fraction * luma.size)
+    best: tuple[float, np.ndarray] | None = None
+    for region in _screen_regions(luma, levels, limits[0]):
+        contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        for contour in contours:
+            quad = _as_quad(contour, limits, width, height)
+            if quad is not None and (best is None or quad[0] > best[0]):
+                best = quad
+    return None if best is None else best[1]
+
+
+def _screen_regions(luma: np.ndarray, levels: tuple[float, ...], min_area: float) -> Iterator[np.ndarray]:
+    """Binary (uint8) candidate regions for ``find_screen``: thresholded luma, then edge-enclosed areas."""
+    for level in levels:
+        yield (luma >= level).astype(np.uint8)
+    kernel = np.ones((3, 3), np.uint8)
+    inside = cv2.dilate(cv2.Canny(np.round(luma * 255).astype(np.uint8), 10, 30), kernel) == 0
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(inside.astype(np.uint8), connectivity=4)
+    mean = np.bincount(labels.ravel(), weights=luma.ravel(), minlength=count) / np.maximum(stats[:, 4], 1)
+    for label in np.flatnonzero((stats[:, 4] >= min_area) & (mean >= min(levels))):
+        if label:  # label 0 is the edges; grow the area back over the pixel the edge dilation took
+            yield cv2.dilate((labels == label).astype(np.uint8), kernel)
+
+
+def _as_quad(
+    contour: np.ndarray, limits: tuple[float, float], width: int, height: int
+) -> tuple[float, np.ndarray] | None:
+    """``(area, corners)`` when ``contour`` is a screen-like quadrilateral (see ``find_screen``)."""
+    area = cv2.contourArea(contour)
+    if not limits[0] <= area <= limits[1]:
+        return None
+    hull = cv2.convexHull(contour)
+    corners = cv2.approxPolyDP(hull, 0.03 * cv2.arcLength(hull, True), True).reshape(-1, 2).astype(np.float32)
+    if len(corners) != 4:
+        return None
+    quad_area = cv2.contourArea(corners)
+    on_border = (corners.min(axis=1) <= 2) | (corners[:, 0] >= width - 3) | (corners[:, 1] >= height - 3)
+    if abs(area - quad_area) > 0.08 * quad_area or on_border.sum() > 1:
+        return None
+    return quad_area, _clockwise_from_top_left(corners)
+
+
+def _clockwise_from_top_left(corners: np.ndarray) -> np.ndarray:
+    """Sort corners by angle around their centre (clockwise on screen, y pointing down), top-left first."""
+    offset = corners - corners.mean(axis=0)
+    ordered = corners[np.argsort(np.arctan2(offset[:, 1], offset[:, 0]))]
+    return np.roll(ordered, -int(np.argmin(ordered.sum(axis=1))), axis=0)
 
 
 def _aliasing_pitch(rng: np.random.Generator) -> float:
@@ -226,15 +344,19 @@ def add_moire(
     coverage: float | None = None,
     pitch: float | None = None,
     phi: float | None = None,
+    quad: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Turn a quadrilateral of the scene into a photographed screen showing aliasing moiré.
 
-    ``coverage`` (default 0.12–0.45) is the screen's share of the image area, ``pitch`` its pixel pitch
-    in sensor pixels (default: see ``_aliasing_pitch``), ``phi`` the Eq. 1 blend factor (default
-    0.35–0.8). The mask is the screen quadrilateral.
+    ``quad`` (4 x 2 corners, clockwise from top-left, e.g. from ``find_screen``) is the screen; without
+    it a perspective-warped screen covering ``coverage`` (default 0.12–0.45) of the image is placed at
+    random. ``pitch`` is the screen's pixel pitch in sensor pixels (default: see ``_aliasing_pitch``),
+    ``phi`` the Eq. 1 blend factor (default 0.35–0.8). The mask is the screen quadrilateral.
     """
     height, width = image.shape[:2]
-    quad = _screen_quad(rng, height, width, _pick(rng, coverage, 0.12, 0.45))
+    if quad is None:
+        quad = _screen_quad(rng, height, width, _pick(rng, coverage, 0.12, 0.45))
+    quad = np.asarray(quad, np.float32)
     pitch = _aliasing_pitch(rng) if pitch is None else pitch
     pattern = render_screen(image, quad, pitch, rng)
     canvas = np.zeros((height, width), np.uint8)

@@ -1,0 +1,1 @@
+"""Training data in the IPAD format: the manifest, synthetic generation (``ipad-qc synth``) and loading."""
