@@ -32,6 +32,7 @@ from ipad_qc.detectors.registry import UnknownDetectorError, available_detectors
 from ipad_qc.device import DEVICE_CHOICES, DeviceUnavailableError
 from ipad_qc.gating import flagged_rows, parse_fail_on
 from ipad_qc.io import RAW_MODES
+from ipad_qc.ray_engine import RayEngine
 from ipad_qc.report.cli import compare_command, report_command, write_scan_report
 from ipad_qc.routing.cli import plugins_command, route_after_scan, route_command, scan_route_options
 from ipad_qc.scanner import ItemResult, ScanError, ScanOptions, ScanSummary, scan
@@ -171,6 +172,16 @@ def main() -> None:
               help="Images per detector call; results are committed once per batch.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Decode processes (0 decodes in the main process). [default: number of CPU cores]")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where decoding and detection run. `local`: processes on this machine. `ray`: a Ray "
+                   "cluster (CPU tasks decode, actors detect, one GPU each) with the same results; the run "
+                   "folder is written here and inputs must be readable by every node at the same path "
+                   "(README: 'Scanning on a Ray cluster'). Needs pip install 'ipad-qc[ray]'.")
+@click.option("--ray-address", metavar="ADDR", default=None,
+              help="Ray cluster to join with --engine ray (`auto`, `ray://head:10001`). Without it, Ray is "
+                   "started on this machine.")
+@click.option("--ray-actors", type=click.IntRange(min=1), default=None,
+              help="Most detect actors with --engine ray. [default: one per GPU of the cluster, 1 without GPUs]")
 @click.option("--raw-mode", type=click.Choice(RAW_MODES), default="preview", show_default=True,
               help="RAW decoding: `preview` uses the embedded camera JPEG when it is large enough (fast, "
                    "falls back to `half`), `half` demosaics at half size, `full` at full size.")
@@ -197,7 +208,7 @@ def scan_command(root: Path, out: Path | None, detector: str, detector_options: 
                  batch_size: int, workers: int | None, raw_mode: str, allow_partial: bool,
                  include: tuple[str, ...], exclude: tuple[str, ...], hidden: bool, force: bool,
                  retry_errors: bool, no_maps: bool, no_report: bool, fail_on: str | None, quiet: bool,
-                 route_config: str | None) -> None:
+                 route_config: str | None, engine: str, ray_address: str | None, ray_actors: int | None) -> None:
     """Scan ROOT (a folder, searched recursively, or one image) for ghosting, flare and moiré.
 
     \b
@@ -216,6 +227,8 @@ def scan_command(root: Path, out: Path | None, detector: str, detector_options: 
         rules = parse_fail_on(fail_on) if fail_on else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--fail-on") from None
+    if engine != "ray" and (ray_address or ray_actors):
+        raise click.UsageError("--ray-address and --ray-actors need --engine ray")
     parsed_options = _parse_detector_options(detector_options)
     if checkpoint is not None:
         parsed_options["checkpoint"] = str(checkpoint)
@@ -229,7 +242,8 @@ def scan_command(root: Path, out: Path | None, detector: str, detector_options: 
     listener = RichListener(console, quiet)
     _raise_interrupt_on_sigterm()
     try:
-        summary = scan(root, run_dir, options, listener=listener)
+        scan_engine = RayEngine(ray_address, ray_actors) if engine == "ray" else None
+        summary = scan(root, run_dir, options, listener=listener, engine=scan_engine)
     except (ScanError, UnknownDetectorError, DeviceUnavailableError, ValueError) as exc:
         listener.stop()
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)

@@ -133,6 +133,9 @@ class DecodeJob:
     known_hash: str | None = None
 
 
+DECODER_CRASHED = "the decoder crashed on this file (worker process died)"
+
+
 @dataclass
 class DecodeOutcome:
     job: DecodeJob
@@ -204,6 +207,22 @@ def settings_fingerprint(detector: Detector, options: ScanOptions) -> tuple[dict
     return settings, digest[:16]
 
 
+@dataclass(frozen=True)
+class DetectorSetup:
+    """What the scan driver must know about the detector, wherever it runs: its name, the resolution
+    to decode at, and the settings (with their hash) that decide whether a stored row can be kept."""
+
+    name: str
+    decode_hint: DecodeHint
+    settings: dict[str, Any]
+    settings_hash: str
+
+    @classmethod
+    def of(cls, detector: Detector, options: ScanOptions) -> DetectorSetup:
+        settings, settings_hash = settings_fingerprint(detector, options)
+        return cls(detector.name, detector.decode_hint, settings, settings_hash)
+
+
 def _can_skip(stored: StoredFile | None, settings_hash: str, options: ScanOptions) -> bool:
     if stored is None or options.force or stored.settings_hash != settings_hash:
         return False
@@ -247,24 +266,138 @@ def _format_from_name(relpath: str) -> str:
     )
 
 
+@dataclass
+class Finished:
+    """One file at the end of the pipeline, on its way into the store.
+
+    ``result`` is the detection, or the reason the detector failed on this image; ``None`` means
+    the file never reached the detector (``outcome.error`` says why it could not be decoded).
+    """
+
+    outcome: DecodeOutcome
+    result: Detection | str | None = None
+    detect_ms: float | None = None
+
+
+def detect_batch(detector: Detector, images: list[DecodedImage]) -> tuple[list[Detection | str], float]:
+    """Detect a batch; if the batch fails, retry image by image so one bad input fails alone.
+
+    Returns one detection or error message per image, and the detection time per image in ms.
+    """
+    start = time.perf_counter()
+    try:
+        results: list[Detection | str] = list(detector.detect(images))
+    except Exception:
+        results = []
+        for image in images:
+            try:
+                results.append(detector.detect([image])[0])
+            except Exception as exc:
+                results.append(f"detector failed: {type(exc).__name__}: {exc}")
+    return results, (time.perf_counter() - start) * 1000.0 / max(1, len(images))
+
+
+class ResultWriter:
+    """Turns finished files into output files (masks, maps) and result rows, committed once per batch.
+
+    Every engine hands its finished files to this class, so rows and files are identical whether
+    the files were decoded and detected by local processes or on a Ray cluster.
+    """
+
+    def __init__(self, store: ResultStore, detector_name: str, settings_hash: str, options: ScanOptions,
+                 listener: ScanListener, summary: ScanSummary) -> None:
+        self.store = store
+        self.detector_name = detector_name
+        self.settings_hash = settings_hash
+        self.options = options
+        self.listener = listener
+        self.summary = summary
+        self._threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ipad-qc-writer")
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=True)
+
+    def unchanged(self, outcome: DecodeOutcome) -> None:
+        """The content hash proved the file unchanged: keep its row, record its new size and mtime."""
+        self.summary.decode_s += outcome.decode_ms / 1000.0
+        self.store.update_stat(outcome.job.relpath, outcome.file_size, outcome.file_mtime_ns)
+        self.summary.skipped += 1
+        self.listener.advanced(ItemResult(outcome.job.relpath, "unchanged"))
+
+    def commit(self, items: list[Finished]) -> None:
+        """Write the batch's masks and maps (PNG encoding in threads), then upsert its rows in one commit."""
+        if not items:
+            return
+        rows = list(self._threads.map(self._row, items))
+        self.store.put_batch(rows)
+        for item, row in zip(items, rows, strict=True):
+            self.summary.decode_s += item.outcome.decode_ms / 1000.0
+            self.summary.detect_s += (item.detect_ms or 0.0) / 1000.0
+            self._count(row)
+
+    def _row(self, item: Finished) -> dict[str, Any]:
+        outcome, result = item.outcome, item.result
+        if not isinstance(result, Detection):
+            return self._error_row(outcome, result or outcome.error)
+        run_dir, relpath = self.store.run_dir, outcome.job.relpath
+        try:
+            mask_path = write_mask(run_dir, relpath, result)
+            map_path = write_probability_map(run_dir, relpath, result) if self.options.write_maps else ""
+            if self.options.write_thumbnails:
+                sides = (THUMB_SIDE, VIEW_SIDE) if not result.is_clean else (THUMB_SIDE,)
+                write_thumbnails(run_dir / THUMB_DIR, outcome.content_hash, outcome.image.pixels, sides)
+        except OSError as exc:
+            return self._error_row(outcome, f"cannot write mask: {exc}")
+        return self._ok_row(outcome, result, mask_path, map_path, item.detect_ms)
+
+    def _base_row(self, outcome: DecodeOutcome) -> dict[str, Any]:
+        return {
+            "path": outcome.job.relpath,
+            "detector": self.detector_name,
+            "settings_hash": self.settings_hash,
+            "file_size": outcome.file_size,
+            "file_mtime_ns": outcome.file_mtime_ns,
+            "content_hash": outcome.content_hash,
+            "decode_ms": round(outcome.decode_ms, 2),
+            "scanned_at": utc_now(),
+        }
+
+    def _error_row(self, outcome: DecodeOutcome, reason: str | None) -> dict[str, Any]:
+        return {**self._base_row(outcome), "status": "error", "error": reason or "unknown error",
+                "format": _format_from_name(outcome.job.relpath)}
+
+    def _ok_row(self, outcome: DecodeOutcome, detection: Detection, mask_path: str, map_path: str,
+                detect_ms: float | None) -> dict[str, Any]:
+        meta = outcome.image.meta
+        row = {**self._base_row(outcome), "status": "ok", "label": detection.label,
+               "mask_fraction": round(detection.mask_fraction, 6), "mask_path": mask_path, "map_path": map_path,
+               "width": meta.width, "height": meta.height, "format": meta.format, "bit_depth": meta.bit_depth,
+               "decode_mode": meta.decode_mode, "warning": "; ".join(meta.warnings) or None, "detect_ms": detect_ms}
+        row.update({f"score_{name}": round(float(detection.scores[name]), 6) for name in CLASS_NAMES})
+        return row
+
+    def _count(self, row: dict[str, Any]) -> None:
+        if row["status"] == "ok":
+            self.summary.scanned += 1
+        else:
+            self.summary.failed += 1
+        self.listener.advanced(ItemResult(row["path"], row["status"], row.get("label"), row.get("error")))
+
+
 class _Pipeline:
-    """Runs decode jobs through a process pool and detection batches through the detector."""
+    """Runs decode jobs through a local process pool and detection batches through the detector."""
 
     def __init__(self, detector: Detector, store: ResultStore, settings_hash: str, options: ScanOptions,
                  listener: ScanListener, summary: ScanSummary,
                  decode: Callable[[DecodeJob], DecodeOutcome] = decode_job) -> None:
         self.decode = decode
         self.detector = detector
-        self.store = store
-        self.settings_hash = settings_hash
         self.options = options
-        self.listener = listener
-        self.summary = summary
+        self.writer = ResultWriter(store, detector.name, settings_hash, options, listener, summary)
         self.workers = (os.cpu_count() or 1) if options.workers is None else max(0, options.workers)
         self.window = max(2, self.workers * 2) + options.batch_size
         self.images: list[DecodeOutcome] = []
         self.failures: list[DecodeOutcome] = []
-        self.writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ipad-qc-writer")
 
     # decode side
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -281,7 +414,7 @@ class _Pipeline:
                 self._run_pool(jobs)
             self._flush()
         finally:
-            self.writer.shutdown(wait=True)
+            self.writer.close()
 
     def _run_pool(self, jobs: list[DecodeJob]) -> None:
         pending = deque(jobs)
@@ -313,101 +446,65 @@ class _Pipeline:
             try:
                 outcome = pool.submit(self.decode, job).result()
             except BrokenProcessPool:
-                outcome = DecodeOutcome(job, error="the decoder crashed on this file (worker process died)")
+                outcome = DecodeOutcome(job, error=DECODER_CRASHED)
             finally:
                 pool.shutdown(wait=False, cancel_futures=True)
             self._accept(outcome)
         return self._new_pool()
 
     def _accept(self, outcome: DecodeOutcome) -> None:
-        self.summary.decode_s += outcome.decode_ms / 1000.0
         if outcome.unchanged:
-            self.store.update_stat(outcome.job.relpath, outcome.file_size, outcome.file_mtime_ns)
-            self.summary.skipped += 1
-            self.listener.advanced(ItemResult(outcome.job.relpath, "unchanged"))
+            self.writer.unchanged(outcome)
             return
         (self.images if outcome.image is not None else self.failures).append(outcome)
         if len(self.images) >= self.options.batch_size or len(self.failures) >= self.options.batch_size:
             self._flush()
 
     # detect side
-    def _detect(self, images: list[DecodedImage]) -> list[Detection | str]:
-        """Detect a batch; if the batch fails, retry image by image so one bad input fails alone."""
-        try:
-            return list(self.detector.detect(images))
-        except Exception:
-            results: list[Detection | str] = []
-            for image in images:
-                try:
-                    results.append(self.detector.detect([image])[0])
-                except Exception as exc:
-                    results.append(f"detector failed: {type(exc).__name__}: {exc}")
-            return results
-
     def _flush(self) -> None:
         if not self.images and not self.failures:
             return
         batch, self.images = self.images, []
-        start = time.perf_counter()
-        detections = self._detect([outcome.image for outcome in batch]) if batch else []
-        detect_ms = (time.perf_counter() - start) * 1000.0 / max(1, len(batch))
-        self.summary.detect_s += detect_ms * len(batch) / 1000.0
-        written = [self.writer.submit(self._write_outputs, outcome, result) for outcome, result in
-                   zip(batch, detections, strict=True)]
-        rows = [future.result() for future in written]
-        for row in rows:
-            row["detect_ms"] = detect_ms if row["status"] == "ok" else None
-        rows += [self._error_row(outcome, outcome.error) for outcome in self.failures]
-        self.failures = []
-        self.store.put_batch(rows)
-        for row in rows:
-            self._count(row)
+        results, detect_ms = detect_batch(self.detector, [outcome.image for outcome in batch]) if batch else ([], 0)
+        failures, self.failures = self.failures, []
+        detected = [Finished(outcome, result, detect_ms) for outcome, result in zip(batch, results, strict=True)]
+        self.writer.commit(detected + [Finished(outcome) for outcome in failures])
 
-    def _write_outputs(self, outcome: DecodeOutcome, result: Detection | str) -> dict[str, Any]:
-        if isinstance(result, str):
-            return self._error_row(outcome, result)
-        run_dir, relpath = self.store.run_dir, outcome.job.relpath
-        try:
-            mask_path = write_mask(run_dir, relpath, result)
-            map_path = write_probability_map(run_dir, relpath, result) if self.options.write_maps else ""
-            if self.options.write_thumbnails:
-                sides = (THUMB_SIDE, VIEW_SIDE) if not result.is_clean else (THUMB_SIDE,)
-                write_thumbnails(run_dir / THUMB_DIR, outcome.content_hash, outcome.image.pixels, sides)
-        except OSError as exc:
-            return self._error_row(outcome, f"cannot write mask: {exc}")
-        return self._ok_row(outcome, result, mask_path, map_path)
 
-    def _base_row(self, outcome: DecodeOutcome) -> dict[str, Any]:
-        return {
-            "path": outcome.job.relpath,
-            "detector": self.detector.name,
-            "settings_hash": self.settings_hash,
-            "file_size": outcome.file_size,
-            "file_mtime_ns": outcome.file_mtime_ns,
-            "content_hash": outcome.content_hash,
-            "decode_ms": round(outcome.decode_ms, 2),
-            "scanned_at": utc_now(),
-        }
+# --- engines ----------------------------------------------------------------------------------
 
-    def _error_row(self, outcome: DecodeOutcome, reason: str | None) -> dict[str, Any]:
-        return {**self._base_row(outcome), "status": "error", "error": reason or "unknown error",
-                "format": _format_from_name(outcome.job.relpath)}
 
-    def _ok_row(self, outcome: DecodeOutcome, detection: Detection, mask_path: str, map_path: str) -> dict[str, Any]:
-        meta = outcome.image.meta
-        row = {**self._base_row(outcome), "status": "ok", "label": detection.label,
-               "mask_fraction": round(detection.mask_fraction, 6), "mask_path": mask_path, "map_path": map_path,
-               "width": meta.width, "height": meta.height, "format": meta.format, "bit_depth": meta.bit_depth,
-               "decode_mode": meta.decode_mode, "warning": "; ".join(meta.warnings) or None}
-        row.update({f"score_{name}": round(float(detection.scores[name]), 6) for name in CLASS_NAMES})
-        return row
+class ScanEngine(Protocol):
+    """Where decoding and detection run. Walking, planning, the scan history and the exports are the
+    same for every engine (see :func:`scan`): an engine only turns planned jobs into committed rows,
+    through a :class:`ResultWriter`, so every engine writes the same run folder."""
 
-    def _count(self, row: dict[str, Any]) -> None:
-        if row["status"] == "ok":
-            self.summary.scanned += 1
-        else:
-            self.summary.failed += 1
-        self.listener.advanced(ItemResult(row["path"], row["status"], row.get("label"), row.get("error")))
+    def prepare(self, options: ScanOptions) -> DetectorSetup:
+        """Make the detector (or check it can be made) for this scan and describe it; called once, first."""
+        ...
+
+    def run(self, jobs: list[DecodeJob], store: ResultStore, settings_hash: str, listener: ScanListener,
+            summary: ScanSummary) -> None:
+        """Decode and detect ``jobs``, committing every finished file to ``store``."""
+        ...
+
+
+class LocalEngine:
+    """The default engine: decode in local worker processes, detect in this process."""
+
+    def __init__(self, detector: Detector | None = None) -> None:
+        self.detector = detector
+        self.options = ScanOptions()
+
+    def prepare(self, options: ScanOptions) -> DetectorSetup:
+        self.options = options
+        if self.detector is None:
+            self.detector = get_detector(options.detector, device=options.device, **options.detector_options)
+        return DetectorSetup.of(self.detector, options)
+
+    def run(self, jobs: list[DecodeJob], store: ResultStore, settings_hash: str, listener: ScanListener,
+            summary: ScanSummary) -> None:
+        _Pipeline(self.detector, store, settings_hash, self.options, listener, summary).run(jobs)
 
 
 # --- entry point ------------------------------------------------------------------------------
@@ -439,32 +536,37 @@ def scan(
     *,
     detector: Detector | None = None,
     listener: ScanListener | None = None,
+    engine: ScanEngine | None = None,
 ) -> ScanSummary:
     """Scan ``root`` (a folder or one file) into the run folder ``out`` and return the summary.
 
     ``detector`` overrides ``options.detector`` with an already-built instance (handy in a
-    pipeline that scans several folders with one model). ``KeyboardInterrupt`` stops the scan
+    pipeline that scans several folders with one model). ``engine`` runs decoding and detection
+    elsewhere, e.g. :class:`ipad_qc.ray_engine.RayEngine` on a Ray cluster; the default
+    :class:`LocalEngine` runs them on this machine. ``KeyboardInterrupt`` stops the scan
     cleanly: finished batches are kept, exports are written, and ``summary.interrupted`` is set.
     """
     options = options or ScanOptions()
     root_path, run_dir = Path(root), Path(out)
     _check_options(root_path, options)
-    detector = detector or get_detector(options.detector, device=options.device, **options.detector_options)
+    if engine is not None and detector is not None:
+        raise ScanError("pass a detector (for the local engine) or an engine, not both")
+    engine = engine or LocalEngine(detector)
+    setup = engine.prepare(options)
     listener = listener or _SilentListener()
-    settings, settings_hash = settings_fingerprint(detector, options)
     started = time.perf_counter()
     found = walk(root_path, options.include, options.exclude, options.include_hidden, skip_dirs=[run_dir])
-    summary = ScanSummary(run_dir, root_path, detector.name, found=len(found.files), ignored=found.ignored,
+    summary = ScanSummary(run_dir, root_path, setup.name, found=len(found.files), ignored=found.ignored,
                           excluded=found.excluded, problems=found.problems)
     with ResultStore(run_dir) as store:
         store.set_meta("root", str(root_path.resolve()))
         summary.removed = len(store.delete_missing({f.relpath for f in found.files}))
-        jobs, summary.skipped = plan_jobs(found.files, store.known_files(), settings_hash, options,
-                                          detector.decode_hint)
-        scan_id = store.begin_scan(str(root_path.resolve()), detector.name, settings)
+        jobs, summary.skipped = plan_jobs(found.files, store.known_files(), setup.settings_hash, options,
+                                          setup.decode_hint)
+        scan_id = store.begin_scan(str(root_path.resolve()), setup.name, setup.settings)
         listener.started(len(jobs), summary.skipped)
         try:
-            _Pipeline(detector, store, settings_hash, options, listener, summary).run(jobs)
+            engine.run(jobs, store, setup.settings_hash, listener, summary)
         except KeyboardInterrupt:
             summary.interrupted = True
         finally:
