@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ipad_qc import ScanOptions, get_detector, scan
-from ipad_qc.scanner import DecodeJob, _init_worker, decode_job
+from ipad_qc.scanner import DecodeJob, decode_job, decode_pool
 from ipad_qc.synthetic import make_case
 from ipad_qc.walker import walk
 
@@ -40,7 +39,7 @@ def make_folder(folder: Path, count: int, width: int, height: int, seed: int) ->
 def time_decode(jobs: list[DecodeJob], workers: int) -> tuple[float, float, list]:
     """Wall time of the pool, summed single-core decode time, and the decoded images."""
     start = time.perf_counter()
-    with ProcessPoolExecutor(workers, initializer=_init_worker) as pool:
+    with decode_pool(workers) as pool:
         outcomes = list(pool.map(decode_job, jobs))
     return time.perf_counter() - start, sum(o.decode_ms for o in outcomes) / 1000, [o.image for o in outcomes]
 

@@ -191,6 +191,17 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
+def decode_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of decode workers started by a fork server (spawn where there is none).
+
+    Never plain ``fork``: the scanning process has OpenCV's and PyTorch's thread pools running, and a
+    child forked from a multi-threaded process can deadlock on a lock some other thread held.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
+
+
 # --- planning ---------------------------------------------------------------------------------
 
 
@@ -400,11 +411,6 @@ class _Pipeline:
         self.failures: list[DecodeOutcome] = []
 
     # decode side
-    def _new_pool(self) -> ProcessPoolExecutor:
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        return ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker)
-
     def run(self, jobs: list[DecodeJob]) -> None:
         try:
             if self.workers == 0:
@@ -419,7 +425,7 @@ class _Pipeline:
     def _run_pool(self, jobs: list[DecodeJob]) -> None:
         pending = deque(jobs)
         in_flight: deque[tuple[DecodeJob, Future[DecodeOutcome]]] = deque()
-        pool = self._new_pool()
+        pool = decode_pool(self.workers)
         try:
             while pending or in_flight:
                 while pending and len(in_flight) < self.window:
@@ -442,7 +448,7 @@ class _Pipeline:
         """A worker died (e.g. a decoder library crashed). Re-run each job that was in flight on its
         own, so only the file that really kills the decoder is reported as failed."""
         for job in suspects:
-            pool = self._new_pool()
+            pool = decode_pool(self.workers)
             try:
                 outcome = pool.submit(self.decode, job).result()
             except BrokenProcessPool:
@@ -450,7 +456,7 @@ class _Pipeline:
             finally:
                 pool.shutdown(wait=False, cancel_futures=True)
             self._accept(outcome)
-        return self._new_pool()
+        return decode_pool(self.workers)
 
     def _accept(self, outcome: DecodeOutcome) -> None:
         if outcome.unchanged:
