@@ -67,18 +67,23 @@ class Detection:
         width, height = self.original_size
         return cv2.resize(self.probability.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
 
-    def mask(self) -> np.ndarray:
-        """Binary artifact mask (bool) at the original image size.
+    def mask_image(self) -> np.ndarray:
+        """The mask at the original size as 8-bit 0/255, the form it is written in.
 
         The map is upsampled as 8-bit and thresholded, which gives smooth mask edges while keeping
         a 100-megapixel mask at 100 MB rather than 400 MB of float32.
         """
         width, height = self.original_size
         if self.is_clean:
-            return np.zeros((height, width), dtype=bool)
+            return np.zeros((height, width), dtype=np.uint8)
         quantised = np.clip(self.probability * 255.0 + 0.5, 0, 255).astype(np.uint8)
         upsampled = cv2.resize(quantised, (width, height), interpolation=cv2.INTER_LINEAR)
-        return upsampled >= max(1, int(round(self.threshold * 255.0)))
+        level = max(1, int(round(self.threshold * 255.0)))
+        return cv2.threshold(upsampled, level - 1, 255, cv2.THRESH_BINARY)[1]
+
+    def mask(self) -> np.ndarray:
+        """Binary artifact mask (bool) at the original image size."""
+        return self.mask_image() > 0
 
 
 def scores_from_evidence(evidence: Mapping[str, float]) -> dict[str, float]:
