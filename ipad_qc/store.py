@@ -73,22 +73,51 @@ class StoredFile:
     content_hash: str | None
 
 
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """Open without writing anything.
+
+    Without a ``-wal`` file (every writer closed cleanly) the database file holds every row, and
+    ``immutable=1`` reads it without creating SQLite's side files. A ``-wal`` file means a scan is
+    running or was killed with rows not yet checkpointed: those rows are only visible through a
+    read-only WAL connection (``mode=ro``), which needs the ``-shm`` file the writer made.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no results database")
+    uri = path.resolve().as_uri()
+    if path.with_name(path.name + "-wal").exists():
+        try:
+            db = sqlite3.connect(f"{uri}?mode=ro", uri=True)
+            db.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
+            return db
+        except sqlite3.OperationalError:  # e.g. a read-only folder without the -shm file
+            pass
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True)
+
+
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 class ResultStore:
-    """Open (creating if needed) the results database of a run folder."""
+    """Open (creating if needed) the results database of a run folder.
 
-    def __init__(self, run_dir: str | Path) -> None:
+    ``readonly=True`` is for readers (reports, comparisons) of run folders they must not change, such
+    as CI artifacts: nothing is created or written, not even SQLite's WAL side files.
+    """
+
+    def __init__(self, run_dir: str | Path, readonly: bool = False) -> None:
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / DB_NAME
-        self._db = sqlite3.connect(self.path)
+        if readonly:
+            self._db = _connect_readonly(self.path)
+        else:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._create_schema()
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._create_schema()
+        self._check_version()
 
     def _create_schema(self) -> None:
         columns = ",\n    ".join(f"{name} {kind}" for name, kind in RESULT_COLUMNS.items())
@@ -96,10 +125,12 @@ class ResultStore:
             self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             self._db.execute(f"CREATE TABLE IF NOT EXISTS results (\n    {columns}\n)")
             self._db.execute(_SCANS_TABLE)
-        version = self.get_meta("schema_version")
-        if version is None:
+        if self.get_meta("schema_version") is None:
             self.set_meta("schema_version", str(SCHEMA_VERSION))
-        elif int(version) > SCHEMA_VERSION:
+
+    def _check_version(self) -> None:
+        version = self.get_meta("schema_version")
+        if version is not None and int(version) > SCHEMA_VERSION:
             raise RuntimeError(
                 f"{self.path} was written by a newer ipad-qc (schema {version}); upgrade ipad-qc to read it"
             )

@@ -61,3 +61,30 @@ def test_scan_history(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / DB_NAME) as db:
         outcome, counts = db.execute("SELECT outcome, counts FROM scans WHERE id = ?", (scan_id,)).fetchone()
     assert outcome == "completed" and '"scanned": 3' in counts
+
+
+def test_readonly_store_writes_nothing(tmp_path: Path) -> None:
+    import hashlib
+    import os
+
+    with ResultStore(tmp_path) as store:
+        store.put_batch([row("a.jpg")])
+    before = {name: hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() for name in os.listdir(tmp_path)}
+    with ResultStore(tmp_path, readonly=True) as store:
+        assert [r["path"] for r in store.rows()] == ["a.jpg"]
+        with pytest.raises(sqlite3.OperationalError):
+            store.put_batch([row("b.jpg")])
+    after = {name: hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() for name in os.listdir(tmp_path)}
+    assert after == before, "a read-only reader must not create or change any file"
+    with pytest.raises(FileNotFoundError):
+        ResultStore(tmp_path / "missing", readonly=True)
+
+
+def test_readonly_store_sees_rows_of_a_live_writer(tmp_path: Path) -> None:
+    writer = ResultStore(tmp_path)
+    writer.put_batch([row("a.jpg"), row("b.jpg")])  # committed, still in the WAL file
+    try:
+        with ResultStore(tmp_path, readonly=True) as reader:
+            assert [r["path"] for r in reader.rows()] == ["a.jpg", "b.jpg"]
+    finally:
+        writer.close()

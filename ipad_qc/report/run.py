@@ -40,7 +40,7 @@ def open_run(run_dir: str | Path) -> Run:
     if not (folder / DB_NAME).is_file():
         raise ReportError(f"{folder}: not an ipad-qc run folder (no {DB_NAME}); run `ipad-qc scan` first")
     try:
-        with ResultStore(folder) as store:
+        with ResultStore(folder, readonly=True) as store:
             root = store.get_meta("root")
             rows = list(store.rows())
     except (sqlite3.DatabaseError, RuntimeError) as exc:
