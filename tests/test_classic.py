@@ -104,6 +104,12 @@ def test_ghosting_map_is_higher_on_the_ghost_than_elsewhere(results: dict[str, l
     assert sum(c > 0 for c in contrasts) >= 5, np.round(contrasts, 3)
 
 
+def test_ghosting_scores_rank_ghosts_above_clean_scenes(results: dict[str, list]) -> None:
+    """Image level: the duplicate-displacement margin must lift ghosted images above clean ones."""
+    ghost, clean = ([detection.scores["ghosting"] for detection, _ in results[kind]] for kind in ("ghosting", "clean"))
+    assert np.median(ghost) > np.median(clean) + 0.05, (np.round(ghost, 2), np.round(clean, 2))
+
+
 def test_sixteen_bit_input_gives_the_same_verdict(detector: ClassicDetector) -> None:
     image, _, _ = make_case("moire", np.random.default_rng(0), WIDTH, HEIGHT)
     eight, sixteen = detector.detect([as_decoded(image, bit_depth=8), as_decoded(image, bit_depth=16)])
