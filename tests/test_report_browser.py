@@ -57,8 +57,9 @@ def assert_offline_and_clean(driver, page: Path) -> None:
             urls.append(message["params"].get("request", message["params"]).get("url", ""))
     folder = page.parent.resolve().as_uri() + "/"
     assert page.resolve().as_uri() in urls, "the performance log must at least record the page itself"
-    # chrome:// is the browser's own UI (e.g. the search box's clear icon), never the network.
-    allowed = ("data:", folder, "chrome://")
+    # chrome:// and chrome-untrusted:// are the browser's own UI (the search box's clear icon, the new-tab
+    # page Chromium 156 preloads), never the network.
+    allowed = ("data:", folder, "chrome://", "chrome-untrusted://")
     assert [url for url in urls if not url.startswith(allowed)] == []
     assert [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
 
