@@ -30,6 +30,7 @@ from ipad_qc.clip.commands import model_info_command
 from ipad_qc.datasets.commands import synth_command
 from ipad_qc.detectors.registry import UnknownDetectorError, available_detectors
 from ipad_qc.device import DEVICE_CHOICES, DeviceUnavailableError
+from ipad_qc.evaluation.commands import eval_command
 from ipad_qc.gating import flagged_rows, parse_fail_on
 from ipad_qc.io import RAW_MODES
 from ipad_qc.ray_engine import RayEngine
@@ -37,7 +38,7 @@ from ipad_qc.report.cli import compare_command, report_command, write_scan_repor
 from ipad_qc.routing.cli import plugins_command, route_after_scan, route_command, scan_route_options
 from ipad_qc.scanner import ItemResult, ScanError, ScanOptions, ScanSummary, scan
 from ipad_qc.store import ResultStore
-from ipad_qc.training.commands import eval_command, train_command
+from ipad_qc.training.commands import train_command
 
 EXIT_OK, EXIT_DECODE_ERRORS, EXIT_USAGE, EXIT_FLAGGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -83,7 +84,7 @@ class RichListener:
         self.progress.stop()
 
 
-def _parse_detector_options(values: tuple[str, ...]) -> dict[str, Any]:
+def parse_detector_options(values: tuple[str, ...]) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for item in values:
         key, sep, raw = item.partition("=")
@@ -229,7 +230,7 @@ def scan_command(root: Path, out: Path | None, detector: str, detector_options: 
         raise click.BadParameter(str(exc), param_hint="--fail-on") from None
     if engine != "ray" and (ray_address or ray_actors):
         raise click.UsageError("--ray-address and --ray-actors need --engine ray")
-    parsed_options = _parse_detector_options(detector_options)
+    parsed_options = parse_detector_options(detector_options)
     if checkpoint is not None:
         parsed_options["checkpoint"] = str(checkpoint)
     options = ScanOptions(detector=detector, detector_options=parsed_options,

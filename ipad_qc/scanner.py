@@ -63,6 +63,8 @@ class ScanOptions:
     write_maps: bool = True
     #: Report thumbnails from the pixels decoded for detection, so reports never decode originals again.
     write_thumbnails: bool = True
+    #: Scan only these paths relative to the root (e.g. the labelled files of an evaluation); None: all.
+    only: frozenset[str] | None = None
 
 
 @dataclass
@@ -562,6 +564,10 @@ def scan(
     listener = listener or _SilentListener()
     started = time.perf_counter()
     found = walk(root_path, options.include, options.exclude, options.include_hidden, skip_dirs=[run_dir])
+    if options.only is not None:
+        selected = [file for file in found.files if file.relpath in options.only]
+        found.excluded += len(found.files) - len(selected)
+        found.files = selected
     summary = ScanSummary(run_dir, root_path, setup.name, found=len(found.files), ignored=found.ignored,
                           excluded=found.excluded, problems=found.problems)
     with ResultStore(run_dir) as store:

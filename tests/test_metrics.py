@@ -13,7 +13,7 @@ from scipy import ndimage
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 from ipad_qc.classes import ARTIFACT_CLASSES, CLASS_NAMES
-from ipad_qc.evaluation import METRIC_NAMES, PIXEL_METRICS, EvaluationReport, IpadEvaluator
+from ipad_qc.evaluation import METRIC_NAMES, PIXEL_METRICS, PROTOCOLS, EvaluationReport, IpadEvaluator
 from ipad_qc.evaluation.metrics import quantise
 
 N_CLASSES = len(CLASS_NAMES)
@@ -40,10 +40,15 @@ def random_data(seed: int, n: int = 24, size: int = 16, labels: np.ndarray | Non
     return rng.dirichlet(np.ones(N_CLASSES), n), labels, seg, masks
 
 
-def evaluate(data: tuple[np.ndarray, ...], **options: float) -> EvaluationReport:
+def evaluate(data: tuple[np.ndarray, ...], **options: float | str) -> EvaluationReport:
     evaluator = IpadEvaluator(**options)
     evaluator.update(*data)
     return evaluator.compute()
+
+
+def chosen_images(labels: np.ndarray, k: int, protocol: str) -> np.ndarray:
+    """The documented mapping of images: vs-clean compares class-k images with clean ones only."""
+    return (labels == 0) | (labels == k) if protocol == "vs-clean" else np.ones(labels.shape, dtype=bool)
 
 
 def pixel_truth(labels: np.ndarray, masks: np.ndarray, k: int) -> np.ndarray:
@@ -102,48 +107,103 @@ def test_quantise_maps_each_level_to_itself_and_clamps(dtype: type) -> None:
     )
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("tie_decimals", [None, 1])
-def test_image_level_equals_sklearn(tie_decimals: int | None) -> None:
+def test_image_level_equals_sklearn(tie_decimals: int | None, protocol: str) -> None:
     class_probs, labels, seg, masks = random_data(1, n=40)
     if tie_decimals is not None:
         class_probs = np.round(class_probs, tie_decimals)
-    report = evaluate((class_probs, labels, seg, masks))
+    report = evaluate((class_probs, labels, seg, masks), protocol=protocol)
     for k, name in enumerate(ARTIFACT_CLASSES, start=1):
-        expected = sklearn_metrics(labels == k, class_probs[:, k])
+        chosen = chosen_images(labels, k, protocol)
+        expected = sklearn_metrics(labels[chosen] == k, class_probs[chosen, k])
         got = [report.per_class[name][metric] for metric in ("C-AUROC", "C-AP", "C-F1max")]
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("bins", [11, 256, 65536])
-def test_pixel_level_equals_sklearn_on_the_grid(bins: int) -> None:
+def test_pixel_level_equals_sklearn_on_the_grid(bins: int, protocol: str) -> None:
     class_probs, labels, seg, masks = random_data(2)
     seg = on_grid(seg, bins)
-    report = evaluate((class_probs, labels, seg, masks), bins=bins)
+    report = evaluate((class_probs, labels, seg, masks), bins=bins, protocol=protocol)
     for k, name in enumerate(ARTIFACT_CLASSES, start=1):
-        expected = sklearn_metrics(pixel_truth(labels, masks, k), seg[:, k].ravel())
+        chosen = chosen_images(labels, k, protocol)
+        expected = sklearn_metrics(pixel_truth(labels[chosen], masks[chosen], k), seg[chosen, k].ravel())
         got = [report.per_class[name][metric] for metric in ("S-AUROC", "S-AP", "S-F1max")]
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
 
 
 def test_pixel_level_close_to_sklearn_for_arbitrary_scores() -> None:
     class_probs, labels, seg, masks = random_data(3, n=32, size=32)
-    report = evaluate((class_probs, labels, seg, masks))
+    report = evaluate((class_probs, labels, seg, masks), protocol="one-vs-rest")
     for k, name in enumerate(ARTIFACT_CLASSES, start=1):
         expected = sklearn_metrics(pixel_truth(labels, masks, k), seg[:, k].ravel())
         got = [report.per_class[name][metric] for metric in ("S-AUROC", "S-AP", "S-F1max")]
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("fpr_limit", [0.3, 0.05, 1.0])
 @pytest.mark.parametrize("seed", [4, 5])
-def test_aupro_equals_slow_reference(seed: int, fpr_limit: float) -> None:
+def test_aupro_equals_slow_reference(seed: int, fpr_limit: float, protocol: str) -> None:
     bins = 11
     class_probs, labels, seg, masks = random_data(seed)
     seg = on_grid(seg, bins)
-    report = evaluate((class_probs, labels, seg, masks), bins=bins, fpr_limit=fpr_limit)
+    report = evaluate((class_probs, labels, seg, masks), bins=bins, fpr_limit=fpr_limit, protocol=protocol)
     for k, name in enumerate(ARTIFACT_CLASSES, start=1):
-        expected = aupro_reference(seg[:, k], labels, masks, k, fpr_limit)
+        chosen = chosen_images(labels, k, protocol)
+        expected = aupro_reference(seg[chosen, k], labels[chosen], masks[chosen], k, fpr_limit)
         assert report.per_class[name]["S-AUPRO"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_protocols_differ_only_in_the_negatives_they_count() -> None:
+    """Flare images scoring high on ghosting hurt ghosting one-vs-rest, and not vs-clean, at both levels."""
+    class_probs, labels, seg, masks = perfect_data()
+    flare = labels == 2
+    class_probs[flare, 1] = 1.0
+    seg[flare, 1] = 1.0
+    report = evaluate((class_probs, labels, seg, masks))
+    assert report.protocol == "vs-clean"
+    vs_clean, rest = report.by_protocol["vs-clean"], report.by_protocol["one-vs-rest"]
+    for metric in ("C-AUROC", "S-AUROC", "S-AP"):
+        assert vs_clean.per_class["ghosting"][metric] == pytest.approx(1.0)
+        assert rest.per_class["ghosting"][metric] < 0.9
+    assert report.shown_as("one-vs-rest").per_class == rest.per_class
+    stored = json.loads(report.to_json())
+    assert stored["protocol"] == "vs-clean" and set(stored["protocols"]) == set(PROTOCOLS)
+    assert stored["protocols"]["one-vs-rest"]["per_class"]["ghosting"]["C-AUROC"] < 0.9
+
+
+def test_artifact_images_without_masks_count_at_image_level_only() -> None:
+    """Image-level-only samples: never counted as 'all pixels clean', and reported."""
+    class_probs, labels, seg, masks = perfect_data()
+    unmasked = np.flatnonzero(labels == 1)[:2]
+    known = np.ones(labels.shape, dtype=bool)
+    known[unmasked] = False
+    masks[unmasked] = False  # what a loader holds for an image with no mask file
+    evaluator = IpadEvaluator()
+    evaluator.update(class_probs, labels, seg, masks, has_mask=known)
+    report = evaluator.compute()
+    assert report.per_class["ghosting"] == pytest.approx(dict.fromkeys(METRIC_NAMES, 1.0))
+    assert report.counts["images"]["ghosting"] == int(np.sum(labels == 1))
+    assert report.counts["images_without_mask"] == {"clean": 0, "ghosting": 2, "flare": 0, "moire": 0}
+    assert report.counts["pixels"] == (len(labels) - 2) * masks[0].size
+    assert any("2 image(s) without a ground-truth mask" in note for note in report.notes)
+    # Without has_mask the same data reads as "no artifact anywhere in those images": pixel AUROC drops.
+    assert evaluate((class_probs, labels, seg, masks)).per_class["ghosting"]["S-AUROC"] < 1.0
+
+
+def test_artifact_class_with_no_masks_at_all_keeps_image_metrics() -> None:
+    class_probs, labels, seg, masks = perfect_data()
+    masks[labels > 0] = False
+    evaluator = IpadEvaluator()
+    evaluator.update(class_probs, labels, seg, masks, has_mask=labels == 0)
+    report = evaluator.compute()
+    assert report.counts["images_without_mask"]["clean"] == 0
+    for values in report.per_class.values():
+        assert all(math.isnan(values[metric]) for metric in PIXEL_METRICS)
+        assert values["C-AUROC"] == pytest.approx(1.0)
 
 
 def test_regions_are_eight_connected() -> None:

@@ -68,11 +68,14 @@ def test_end_to_end_train_resume_eval_scan(dataset: Path, weights: Path, tmp_pat
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "training must be deterministic"
 
     report_path = tmp_path / "eval.json"
-    evaluated = invoke("eval", full / "best.safetensors", dataset, "--split", "test", "--json", report_path,
-                       "--device", "cpu")
+    evaluated = invoke("eval", dataset, "--checkpoint", full / "best.safetensors", "--split", "test", "--json",
+                       report_path, "--device", "cpu")
     assert evaluated.exit_code == 0, evaluated.output
     report = json.loads(report_path.read_text())
     assert {"C-AUROC", "C-AP", "C-F1max", "S-AUROC", "S-AP", "S-F1max", "S-AUPRO"} <= set(report["overall"])
+    assert report["protocol"] == "vs-clean" and set(report["protocols"]) == {"vs-clean", "one-vs-rest"}
+    test_images = sum(sample.split == "test" for sample in load_samples(dataset))
+    assert report["labels"]["images"] == test_images
 
     shots = tmp_path / "shots"
     shots.mkdir()

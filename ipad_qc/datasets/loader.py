@@ -1,12 +1,18 @@
-"""Training data for IPAD-CLIP: the IPAD format (``manifest.csv``) or a user's labelled folders.
+"""Labelled data for training and evaluation: the IPAD format (``manifest.csv``), a ``labels.csv``
+or a user's class folders, looked for in that order.
 
 Folder layout for your own captures (no manifest needed)::
 
     DATA/[train|val|test/]<class>/<name>.<ext>     class in clean, ghosting, flare, moire
     DATA/masks/<same relative path>.png            optional 0/255 mask (else <stem>_mask.png beside it)
 
-Without split folders, each file goes to train/val/test (80/10/10) by a hash of its path, so the
-split is stable when files are added. Augmentation is limited to what keeps artifacts intact:
+or any layout with ``DATA/labels.csv``: a header with at least ``path,label`` (paths relative to
+DATA, ``/``-separated), optionally ``mask`` (a mask path; else the two conventions above) and
+``split``; other columns are ignored. Rows whose label is not a class (a note such as
+``stack:pingpong``) are set aside and counted, never guessed at.
+
+Without split folders or a ``split`` column, each file goes to train/val/test (80/10/10) by a hash
+of its path, so the split is stable when files are added. Augmentation is limited to what keeps artifacts intact:
 horizontal flips and a global exposure gain. No blur, no JPEG re-compression and no rescaling,
 because those destroy exactly the evidence the model must learn (moiré's aliasing frequencies,
 the displacement of a ghost, the falloff of a glare).
@@ -14,7 +20,10 @@ the displacement of a ghost, the falloff of a glare).
 
 from __future__ import annotations
 
+import csv
 import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -23,10 +32,11 @@ import torch
 from torch.utils.data import Dataset
 
 from ipad_qc.classes import CLASS_NAMES
-from ipad_qc.datasets.manifest import Sample, read_manifest
+from ipad_qc.datasets.manifest import MANIFEST_NAME, Sample, read_manifest
 from ipad_qc.io import DecodeHint, is_image_path, load_image
 
 SPLITS = ("train", "val", "test")
+LABELS_NAME = "labels.csv"
 _HASH_SPLIT = ((0.8, "train"), (0.9, "val"), (1.0, "test"))
 
 
@@ -65,17 +75,79 @@ def folder_samples(root: Path, class_names: tuple[str, ...] = CLASS_NAMES) -> li
     return samples
 
 
-def load_samples(root: str | Path, class_names: tuple[str, ...] = CLASS_NAMES) -> list[Sample]:
-    """Every sample of a data set folder, from its manifest or its class folders."""
+@dataclass(frozen=True)
+class LabelledData:
+    """The samples of a data set folder and what was set aside while reading it."""
+
+    samples: list[Sample]
+    #: How the folder is labelled: ``manifest``, ``labels.csv`` or ``class folders``.
+    layout: str
+    #: True when the folder defines its own train/val/test split (manifest, split folders, split column).
+    has_splits: bool
+    #: Rows of ``labels.csv`` whose label is not a class, by label.
+    set_aside: Counter = field(default_factory=Counter)
+
+
+def _check_relative(path: Path, line: int, value: str, column: str) -> str:
+    posix = value.strip().replace("\\", "/")
+    parts = Path(posix).parts
+    if not posix or Path(posix).is_absolute() or ".." in parts:
+        raise DatasetError(f"{path}: line {line}: {column} {value!r} must be a relative path inside the folder")
+    return posix
+
+
+def labels_csv_samples(root: Path, class_names: tuple[str, ...] = CLASS_NAMES) -> LabelledData:
+    """Samples from ``root/labels.csv`` (see the module docstring); every listed image must exist."""
+    path = root / LABELS_NAME
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        columns = {name.strip().lower(): name for name in reader.fieldnames or ()}
+        if not {"path", "label"} <= set(columns):
+            raise DatasetError(f"{path}: line 1: the header needs the columns path and label, got {reader.fieldnames}")
+        samples, set_aside, has_split = [], Counter(), "split" in columns
+        for row in reader:
+            line = reader.line_num
+            label = (row[columns["label"]] or "").strip()
+            if label not in class_names:
+                set_aside[label] += 1
+                continue
+            relpath = _check_relative(path, line, row[columns["path"]] or "", "path")
+            if not (root / relpath).is_file():
+                raise DatasetError(f"{path}: line {line}: {root / relpath}: no such image")
+            mask = (row.get(columns.get("mask", ""), "") or "").strip()
+            mask = _check_relative(path, line, mask, "mask") if mask else _mask_for(root, root / relpath)
+            if mask and not (root / mask).is_file():
+                raise DatasetError(f"{path}: line {line}: mask {root / mask}: no such file")
+            split = (row[columns["split"]] or "").strip() if has_split else _hash_split(relpath)
+            if split not in SPLITS:
+                raise DatasetError(f"{path}: line {line}: split {split!r} is not one of {', '.join(SPLITS)}")
+            samples.append(Sample(relpath, None if label == class_names[0] else mask, label, split, "real"))
+    if not samples:
+        raise DatasetError(f"{path}: no rows with a class label ({', '.join(class_names)})")
+    return LabelledData(samples, "labels.csv", has_split, set_aside)
+
+
+def read_labelled(root: str | Path, class_names: tuple[str, ...] = CLASS_NAMES) -> LabelledData:
+    """Every sample of a data set folder: from its manifest, its ``labels.csv`` or its class folders."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: not a folder")
-    manifest = root / "manifest.csv"
-    samples = read_manifest(manifest) if manifest.is_file() else folder_samples(root, class_names)
-    unknown = sorted({s.label for s in samples} - set(class_names))
+    if (root / MANIFEST_NAME).is_file():
+        data = LabelledData(read_manifest(root / MANIFEST_NAME), "manifest", True)
+    elif (root / LABELS_NAME).is_file():
+        data = labels_csv_samples(root, class_names)
+    else:
+        split_folders = any((root / split).is_dir() for split in SPLITS)
+        data = LabelledData(folder_samples(root, class_names), "class folders", split_folders)
+    unknown = sorted({s.label for s in data.samples} - set(class_names))
     if unknown:
         raise DatasetError(f"{root}: unknown labels {unknown}; expected {', '.join(class_names)}")
-    return samples
+    return data
+
+
+def load_samples(root: str | Path, class_names: tuple[str, ...] = CLASS_NAMES) -> list[Sample]:
+    """Every sample of a data set folder (see :func:`read_labelled`)."""
+    return read_labelled(root, class_names).samples
 
 
 class IpadDataset(Dataset):

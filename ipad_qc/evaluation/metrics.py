@@ -4,14 +4,29 @@ The paper (Section 5.1, Table 1) reports C-AUROC, C-AP and C-F1max for image cla
 S-AUROC, S-AP, S-F1max and S-AUPRO for segmentation. It evaluates K artifact classes against a
 clean class; this module fixes how that multi-class problem maps onto each binary metric.
 
-Per artifact class k (``class_names[k]``, k = 1..K; index 0 is clean):
+Two protocols say which images are the negatives of class k (k = 1..K; index 0 is clean):
 
-* Image level (C-*): one-vs-rest over all evaluated images. Score ``class_probs[:, k]``; positives
-  are the images with ``labels == k``, negatives every other image (clean and other artifacts).
+* ``vs-clean`` (the paper's, the default): class-k images against clean images. Table 3 scores
+  single-score baselines per class, which is only possible this way; images of the other artifact
+  classes take no part in class k's metrics.
+* ``one-vs-rest``: class-k images against every other image, clean and other artifacts alike. It
+  also asks whether the class's score singles out its own artifact, which routing relies on.
+
+Both are computed in one pass; ``compute`` returns both, ``protocol`` says which one the report
+shows first (its table, ``overall`` and ``per_class``).
+
+Per artifact class k:
+
+* Image level (C-*): score ``class_probs[:, k]``; positives are the images with ``labels == k``,
+  negatives the clean images (vs-clean) or all other images (one-vs-rest).
 * Pixel level (S-AUROC, S-AP, S-F1max): score map ``seg_probs[:, k]``. Positive pixels are the
-  ground-truth mask pixels of images labelled k; negative pixels are every other pixel of every
-  image: all pixels of clean images, all pixels of images of other classes (their own artifact
-  included), and the unmasked pixels of class-k images. Masks of clean images must be empty.
+  ground-truth mask pixels of images labelled k. Negative pixels are all pixels of clean images and
+  the unmasked pixels of class-k images, plus (one-vs-rest only) all pixels of images of the other
+  artifact classes, their own artifact included. Masks of clean images must be empty.
+* Image-level-only samples: an artifact image whose ground truth has no mask (``has_mask`` False:
+  a real capture labelled by a person) says nothing about its pixels. It counts at image level and
+  is left out of every pixel metric; the counts say how many were left out. A clean image's mask
+  is empty by definition (all of it is clean), so it is left out only when its maps are missing.
 * S-AUPRO: the regions are the 8-connected components (``scipy.ndimage.label`` with a 3x3
   structure) of the masks of class-k images, each image labelled separately. PRO(t) is the mean
   over regions of the fraction of the region's pixels scored >= t; FPR(t) is the fraction of the
@@ -23,16 +38,17 @@ Per artifact class k (``class_names[k]``, k = 1..K; index 0 is clean):
   and its per-class S-F1 (35.98, 34.64, 58.80) to 43.14.
 * Undefined metrics are NaN and excluded from the macro mean, with a note in the report. A class
   with no positive images in the evaluated set has all seven NaN; a class whose images carry no
-  mask pixel has its four pixel metrics NaN; C-AUROC is NaN when every image is of that class.
+  mask pixel has its four pixel metrics NaN; C-AUROC is NaN without negative images.
 
 Definitions follow scikit-learn: AUROC is the trapezoidal area under the ROC curve; AP is
 sum_n (R_n - R_{n-1}) P_n over descending thresholds; F1max is the largest F1 over all thresholds.
 
 Memory: image-level scores are few (one row per image), so they are kept exactly and sorted at
 ``compute``. Pixel scores are not kept: each is quantised to the nearest of ``bins`` levels spread
-uniformly over [0, 1] (scores outside are clamped), and per class three float64 histograms over
-those levels are accumulated: all pixels, positive pixels, and positive pixels weighted by
-1 / |r| for the region r they belong to. Negatives are all minus positives. Since
+uniformly over [0, 1] (scores outside are clamped), and per class five float64 histograms over
+those levels are accumulated: pixels of clean images, of class-k images and of other artifact
+images, positive pixels, and positive pixels weighted by 1 / |r| for the region r they belong to.
+Each protocol's negatives are sums of the first three minus the positives. Since
 PRO(t) = (1 / R) * sum_r (1 / |r|) * #{p in r : s_p >= t}, the whole PRO curve is the weighted
 histogram summed from the top level down, divided by the region count R: one pass instead of
 re-labelling masks at each threshold. All curves take their thresholds at the levels, descending.
@@ -52,7 +68,7 @@ from scipy import ndimage
 
 from ipad_qc.classes import CLASS_NAMES
 from ipad_qc.evaluation.curves import RankCurve, aupro
-from ipad_qc.evaluation.report import METRIC_NAMES, EvaluationReport
+from ipad_qc.evaluation.report import DEFAULT_PROTOCOL, METRIC_NAMES, PROTOCOLS, EvaluationReport, ProtocolMetrics
 
 #: 8-connectivity: pixels touching by an edge or a corner belong to the same region.
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
@@ -75,21 +91,26 @@ def quantise(scores: np.ndarray, bins: int) -> np.ndarray:
 
 @dataclass
 class _PixelHistograms:
-    """One artifact class's pixel statistics over the quantisation levels."""
+    """One artifact class's pixel statistics over the quantisation levels, split by the kind of image
+    the pixels come from, so that each protocol's negatives are a sum of parts."""
 
     bins: int
-    everything: np.ndarray = field(init=False)
+    clean: np.ndarray = field(init=False)
+    own: np.ndarray = field(init=False)
+    others: np.ndarray = field(init=False)
     positives: np.ndarray = field(init=False)
     region_weighted: np.ndarray = field(init=False)
     regions: int = 0
 
     def __post_init__(self) -> None:
-        self.everything, self.positives, self.region_weighted = np.zeros((3, self.bins), dtype=np.float64)
+        self.clean, self.own, self.others, self.positives, self.region_weighted = np.zeros((5, self.bins))
 
-    def add(self, levels: np.ndarray, mask: np.ndarray | None) -> None:
-        """Add one map's pixel levels; ``mask`` is its artifact mask if the image is of this class."""
-        self.everything += np.bincount(levels.ravel(), minlength=self.bins)
-        if mask is None:
+    def add(self, levels: np.ndarray, kind: str, mask: np.ndarray | None = None) -> None:
+        """Add one map's pixel levels. ``kind`` is ``clean``, ``own`` (an image of this class, whose
+        artifact ``mask`` is given) or ``others`` (an image of another artifact class)."""
+        counts = np.bincount(levels.ravel(), minlength=self.bins)
+        getattr(self, kind)[:] += counts
+        if kind != "own":
             return
         weights, regions = region_weights(mask)
         positive_levels = levels[mask]
@@ -97,9 +118,15 @@ class _PixelHistograms:
         self.region_weighted += np.bincount(positive_levels, weights=weights, minlength=self.bins)
         self.regions += regions
 
+    def negatives(self, protocol: str) -> np.ndarray:
+        """Negative pixels per level: clean images and the unmasked part of this class's images, plus
+        every pixel of other artifact images under one-vs-rest."""
+        negatives = self.clean + self.own - self.positives
+        return negatives + self.others if protocol == "one-vs-rest" else negatives
+
     @property
-    def negatives(self) -> np.ndarray:
-        return self.everything - self.positives
+    def pixels(self) -> float:
+        return float(self.clean.sum() + self.own.sum() + self.others.sum())
 
 
 def region_weights(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -110,61 +137,88 @@ def region_weights(mask: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 class IpadEvaluator:
-    """Accumulates predictions batch by batch; ``compute`` returns the seven metrics.
+    """Accumulates predictions batch by batch; ``compute`` returns the seven metrics in both protocols.
 
-    Memory is the image-level scores (N x (K+1) floats) plus 3 x K histograms of ``bins`` float64,
+    Memory is the image-level scores (N x (K+1) floats) plus 5 x K histograms of ``bins`` float64,
     whatever the number and size of the maps. See the module docstring for the metric definitions.
     """
 
-    def __init__(self, class_names: Sequence[str] = CLASS_NAMES, bins: int = 65536, fpr_limit: float = 0.3) -> None:
+    def __init__(self, class_names: Sequence[str] = CLASS_NAMES, bins: int = 65536, fpr_limit: float = 0.3,
+                 protocol: str = DEFAULT_PROTOCOL) -> None:
         if len(class_names) < 2:
             raise ValueError("class_names needs the clean class and at least one artifact class")
         if bins < 2:
             raise ValueError(f"bins must be at least 2, got {bins}")
         if not 0 < fpr_limit <= 1:
             raise ValueError(f"fpr_limit must be in (0, 1], got {fpr_limit}")
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
         self.class_names = tuple(class_names)
         self.bins = bins
         self.fpr_limit = fpr_limit
+        self.protocol = protocol
         self._image_scores: list[np.ndarray] = []
         self._labels: list[np.ndarray] = []
+        self._without_mask: list[np.ndarray] = []
         self._pixels = {name: _PixelHistograms(bins) for name in self.class_names[1:]}
 
-    def update(self, class_probs: np.ndarray, labels: np.ndarray, seg_probs: np.ndarray, masks: np.ndarray) -> None:
+    def update(self, class_probs: np.ndarray, labels: np.ndarray, seg_probs: np.ndarray, masks: np.ndarray,
+               has_mask: np.ndarray | None = None) -> None:
         """Add a batch of B images.
 
         ``class_probs`` (B, K+1) image probabilities, ``labels`` (B,) class indices (0 = clean),
         ``seg_probs`` (B, K+1, H, W) pixel probabilities, ``masks`` (B, H, W) ground-truth artifact
-        masks, empty for clean images.
+        masks, empty for clean images. ``has_mask`` (B,) says which images have a ground-truth mask
+        (default: all); images without one are left out of the pixel metrics. (A clean image's mask
+        is empty by definition: pass False for it only when its maps are missing.)
         """
-        class_probs, labels, seg_probs, masks = self._validated(class_probs, labels, seg_probs, masks)
+        class_probs, labels, seg_probs, masks, has_mask = self._validated(class_probs, labels, seg_probs, masks,
+                                                                          has_mask)
         self._image_scores.append(class_probs)
         self._labels.append(labels)
+        self._without_mask.append(~has_mask)
         # Image by image: one map's temporaries stay in cache, which halves the time of whole batches.
-        for maps, label, mask in zip(seg_probs, labels, masks, strict=True):
+        for maps, label, mask, known in zip(seg_probs, labels, masks, has_mask, strict=True):
+            if not known:
+                continue
             for k, histograms in enumerate(self._pixels.values(), start=1):
-                histograms.add(quantise(maps[k], self.bins), mask if k == label else None)
+                kind = "clean" if label == 0 else "own" if k == label else "others"
+                histograms.add(quantise(maps[k], self.bins), kind, mask if kind == "own" else None)
 
     def compute(self) -> EvaluationReport:
-        """Metrics per artifact class and their macro mean, with counts and exclusion notes."""
+        """Metrics per artifact class and their macro mean in both protocols, with counts and notes."""
         if not self._labels:
             raise ValueError("no predictions: call update() before compute()")
         scores = np.concatenate(self._image_scores)
         labels = np.concatenate(self._labels)
-        per_class = {
-            name: self._class_metrics(scores[:, k], labels == k, self._pixels[name])
-            for k, name in enumerate(self.class_names[1:], start=1)
-        }
-        counts = self._counts(labels)
+        without_mask = np.concatenate(self._without_mask)
+        counts = self._counts(labels, without_mask)
+        results = {protocol: self._protocol_metrics(protocol, scores, labels, counts) for protocol in PROTOCOLS}
+        return EvaluationReport(by_protocol=results, protocol=self.protocol, counts=counts)
+
+    def _protocol_metrics(self, protocol: str, scores: np.ndarray, labels: np.ndarray,
+                          counts: dict[str, Any]) -> ProtocolMetrics:
+        per_class = {}
+        for k, name in enumerate(self.class_names[1:], start=1):
+            chosen = (labels == 0) | (labels == k) if protocol == "vs-clean" else np.ones(labels.shape, dtype=bool)
+            per_class[name] = self._class_metrics(scores[chosen, k], labels[chosen] == k, self._pixels[name], protocol)
         overall = {metric: _mean_of_finite([row[metric] for row in per_class.values()]) for metric in METRIC_NAMES}
         notes = tuple(
-            note for name, values in per_class.items() if (note := _exclusion_note(name, values, counts)) is not None
+            note for name, values in per_class.items()
+            if (note := _exclusion_note(name, values, counts, protocol)) is not None
         )
-        return EvaluationReport(overall=overall, per_class=per_class, counts=counts, notes=notes)
+        notes += tuple(
+            f"{name}: {count} image(s) without {'maps' if name == self.class_names[0] else 'a ground-truth mask'} "
+            "left out of the pixel metrics"
+            for name, count in counts["images_without_mask"].items() if count
+        )
+        return ProtocolMetrics(overall=overall, per_class=per_class, notes=notes)
 
-    def _class_metrics(self, scores: np.ndarray, positive: np.ndarray, pixels: _PixelHistograms) -> dict[str, float]:
+    def _class_metrics(self, scores: np.ndarray, positive: np.ndarray, pixels: _PixelHistograms,
+                       protocol: str) -> dict[str, float]:
         image = RankCurve.from_scores(scores, positive)
-        pixel = RankCurve.from_histograms(pixels.positives, pixels.negatives)
+        negatives = pixels.negatives(protocol)
+        pixel = RankCurve.from_histograms(pixels.positives, negatives)
         return {
             "C-AUROC": image.auroc(),
             "C-AP": image.average_precision(),
@@ -172,23 +226,26 @@ class IpadEvaluator:
             "S-AUROC": pixel.auroc(),
             "S-AP": pixel.average_precision(),
             "S-F1max": pixel.f1_max(),
-            "S-AUPRO": aupro(pixels.region_weighted, pixels.regions, pixels.negatives, self.fpr_limit),
+            "S-AUPRO": aupro(pixels.region_weighted, pixels.regions, negatives, self.fpr_limit),
         }
 
-    def _counts(self, labels: np.ndarray) -> dict[str, Any]:
+    def _counts(self, labels: np.ndarray, without_mask: np.ndarray) -> dict[str, Any]:
         """The sample sizes behind the metrics, so a reader can judge how much each figure means."""
+        classes = list(enumerate(self.class_names))
         return {
-            "images": {name: int(np.sum(labels == k)) for k, name in enumerate(self.class_names)},
+            "images": {name: int(np.sum(labels == k)) for k, name in classes},
+            "images_without_mask": {name: int(np.sum(without_mask & (labels == k))) for k, name in classes},
             "regions": {name: pixels.regions for name, pixels in self._pixels.items()},
             "positive_pixels": {name: int(pixels.positives.sum()) for name, pixels in self._pixels.items()},
-            "pixels": int(self._pixels[self.class_names[1]].everything.sum()),
+            "pixels": int(self._pixels[self.class_names[1]].pixels),
             "bins": self.bins,
             "fpr_limit": self.fpr_limit,
         }
 
     def _validated(
-        self, class_probs: np.ndarray, labels: np.ndarray, seg_probs: np.ndarray, masks: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        self, class_probs: np.ndarray, labels: np.ndarray, seg_probs: np.ndarray, masks: np.ndarray,
+        has_mask: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Arrays with the documented shapes and types, or a ValueError naming what is wrong."""
         class_probs = np.asarray(class_probs, dtype=np.float64)
         labels = np.asarray(labels)
@@ -198,19 +255,22 @@ class IpadEvaluator:
         batch = labels.shape[0] if labels.ndim == 1 else -1
         if batch < 0 or not np.issubdtype(labels.dtype, np.integer):
             raise ValueError(f"labels must be a 1-D integer array, got shape {labels.shape} {labels.dtype}")
+        has_mask = np.ones(batch, dtype=bool) if has_mask is None else np.asarray(has_mask, dtype=bool)
         if class_probs.shape != (batch, n_classes):
             raise ValueError(f"class_probs must have shape {(batch, n_classes)}, got {class_probs.shape}")
         if seg_probs.ndim != 4 or seg_probs.shape[:2] != (batch, n_classes):
             raise ValueError(f"seg_probs must have shape ({batch}, {n_classes}, H, W), got {seg_probs.shape}")
         if masks.shape != (batch, *seg_probs.shape[2:]):
             raise ValueError(f"masks must have shape {(batch, *seg_probs.shape[2:])}, got {masks.shape}")
+        if has_mask.shape != (batch,):
+            raise ValueError(f"has_mask must have shape {(batch,)}, got {has_mask.shape}")
         if not np.isfinite(class_probs).all():
             raise ValueError("class_probs contain NaN or infinity")
         if np.any((labels < 0) | (labels >= n_classes)):
             raise ValueError(f"labels must be class indices in [0, {n_classes - 1}]")
         if masks[labels == 0].any():
             raise ValueError("clean images (label 0) must have empty masks")
-        return class_probs, labels, seg_probs, masks
+        return class_probs, labels, seg_probs, masks, has_mask
 
 
 def _mean_of_finite(values: list[float]) -> float:
@@ -218,16 +278,17 @@ def _mean_of_finite(values: list[float]) -> float:
     return sum(finite) / len(finite) if finite else float("nan")
 
 
-def _exclusion_note(name: str, values: dict[str, float], counts: dict[str, Any]) -> str | None:
+def _exclusion_note(name: str, values: dict[str, float], counts: dict[str, Any], protocol: str) -> str | None:
     """Why some of a class's metrics are undefined and so left out of the macro mean; None if none are."""
     undefined = [metric for metric in METRIC_NAMES if not math.isfinite(values[metric])]
     if not undefined:
         return None
     images, regions = counts["images"][name], counts["regions"][name]
+    negatives = counts["images"]["clean"] if protocol == "vs-clean" else sum(counts["images"].values()) - images
     conditions = (
         (images == 0, "no positive images"),
         (images > 0 and regions == 0, "no ground-truth artifact pixels"),
-        (images == sum(counts["images"].values()), "no negative images"),
+        (negatives == 0, "no clean images" if protocol == "vs-clean" else "no negative images"),
     )
     reasons = [reason for holds, reason in conditions if holds] or ["no negatives"]
     return f"{name}: {', '.join(undefined)} undefined ({'; '.join(reasons)}); excluded from the macro mean"

@@ -1,10 +1,10 @@
-"""The result of an evaluation: the paper's seven metrics overall and per artifact class."""
+"""The result of an evaluation: the paper's seven metrics overall and per artifact class, per protocol."""
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rich.table import Table
@@ -14,21 +14,20 @@ IMAGE_METRICS: tuple[str, ...] = ("C-AUROC", "C-AP", "C-F1max")
 PIXEL_METRICS: tuple[str, ...] = ("S-AUROC", "S-AP", "S-F1max", "S-AUPRO")
 METRIC_NAMES: tuple[str, ...] = IMAGE_METRICS + PIXEL_METRICS
 
+#: Which images are a class's negatives (see :mod:`ipad_qc.evaluation.metrics`): the paper's
+#: ``vs-clean`` (class-k images against clean ones) and ``one-vs-rest`` (against all others).
+PROTOCOLS: tuple[str, ...] = ("vs-clean", "one-vs-rest")
+DEFAULT_PROTOCOL = "vs-clean"
+
 OVERALL_ROW = "overall (macro)"
 
 
 @dataclass(frozen=True)
-class EvaluationReport:
-    """Metrics as fractions in [0, 1] (NaN where undefined), the counts behind them and notes.
-
-    ``overall`` is the macro mean over the artifact classes for which each metric is defined;
-    ``notes`` say which classes were left out of which means, so a reader never mistakes a mean
-    over two classes for one over three.
-    """
+class ProtocolMetrics:
+    """One protocol's metrics: per artifact class and their macro mean, with notes on what is undefined."""
 
     overall: dict[str, float]
     per_class: dict[str, dict[str, float]]
-    counts: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -36,16 +35,59 @@ class EvaluationReport:
         return {
             "overall": _finite_or_none(self.overall),
             "per_class": {name: _finite_or_none(values) for name, values in self.per_class.items()},
-            "counts": self.counts,
             "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """Metrics as fractions in [0, 1] (NaN where undefined) in every protocol, the counts behind them.
+
+    ``overall``, ``per_class`` and ``notes`` are those of ``protocol``, the one shown first;
+    ``by_protocol`` holds all. ``overall`` is the macro mean over the artifact classes for which each
+    metric is defined; ``notes`` say which classes were left out of which means, so a reader never
+    mistakes a mean over two classes for one over three.
+    """
+
+    by_protocol: dict[str, ProtocolMetrics]
+    protocol: str = DEFAULT_PROTOCOL
+    counts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def overall(self) -> dict[str, float]:
+        return self.by_protocol[self.protocol].overall
+
+    @property
+    def per_class(self) -> dict[str, dict[str, float]]:
+        return self.by_protocol[self.protocol].per_class
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return self.by_protocol[self.protocol].notes
+
+    def shown_as(self, protocol: str) -> EvaluationReport:
+        """The same report with ``protocol`` first."""
+        if protocol not in self.by_protocol:
+            raise ValueError(f"protocol must be one of {', '.join(self.by_protocol)}, got {protocol!r}")
+        return replace(self, protocol=protocol)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The shown protocol's metrics at the top level (as before protocols existed), every protocol
+        under ``protocols``, and the counts."""
+        shown = self.by_protocol[self.protocol].to_dict()
+        return {
+            "protocol": self.protocol,
+            **shown,
+            "protocols": {name: metrics.to_dict() for name, metrics in self.by_protocol.items()},
+            "counts": self.counts,
         }
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
-    def table(self, title: str = "IPAD evaluation (%)") -> Table:
+    def table(self, title: str | None = None) -> Table:
         """A table shaped like the paper's Tables 1 and 3: one row per class, the 7 metrics in %."""
-        table = Table(title=title, caption="\n".join(self.notes) or None)
+        table = Table(title=title or f"IPAD evaluation (%), {self.protocol}", caption="\n".join(self.notes) or None)
         table.add_column("Class")
         for name in METRIC_NAMES:
             table.add_column(name, justify="right")

@@ -1,8 +1,7 @@
-"""``ipad-qc train`` and ``ipad-qc eval``. Torch is imported only when a command runs."""
+"""``ipad-qc train``. Torch is imported only when the command runs (``ipad-qc eval`` is in ipad_qc.evaluation)."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -75,31 +74,3 @@ def train_command(data: Path, out: Path, backbone: str, pretrained: str, image_s
     except ValueError as exc:  # configuration, data set, backbone and checkpoint errors
         _fail(str(exc))
     Console().print(f"best model: {best}  (metrics: {out / 'metrics.csv'})")
-
-
-@click.command("eval")
-@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where to write the metrics as JSON. [default: <checkpoint>.eval-<split>.json]")
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--device", default="auto", show_default=True)
-@click.option("--pretrained", default=None, help="Where the backbone weights are now, if they moved.")
-def eval_command(checkpoint: Path, data: Path, split: str, json_path: Path | None, batch_size: int, device: str,
-                 pretrained: str | None) -> None:
-    """Evaluate CHECKPOINT on a DATA split with the paper's seven metrics, overall and per class.
-
-    C-AUROC, C-AP, C-F1max (image level) and S-AUROC, S-AP, S-F1max, S-AUPRO (pixel level, FPR up to
-    0.3). Each artifact class is scored one-vs-rest; "overall" is their mean, as in the paper's Table 1.
-    """
-    from ipad_qc.training.evaluate import evaluate_checkpoint
-
-    try:
-        report = evaluate_checkpoint(checkpoint, data, split, batch_size, device, pretrained)
-    except ValueError as exc:
-        _fail(str(exc))
-    target = json_path or checkpoint.with_name(f"{checkpoint.stem}.eval-{split}.json")
-    target.write_text(json.dumps(json.loads(report.to_json()), indent=1))
-    Console().print(report.table())
-    Console().print(f"metrics written to {target}")
