@@ -41,22 +41,20 @@ def _percent(value: float) -> str:
 def image_table(evaluation: Any) -> Table:
     """Image-level metrics per class in both protocols side by side (%)."""
     report = evaluation.report
-    table = Table(title="Image level (%): class-k images against clean images (vs-clean, the paper's) "
-                        "and against all other images (one-vs-rest)")
-    table.add_column("class")
-    table.add_column("images", justify="right")
-    for protocol in PROTOCOLS:
-        for metric in IMAGE_METRICS:
-            table.add_column(f"{protocol}\n{metric.removeprefix('C-')}", justify="right")
+    table = Table(title="Image level (%)", caption="vc: against clean images (vs-clean, the paper's protocol); "
+                                                   "ovr: against all other images (one-vs-rest)")
+    table.add_column("class (images)")
+    columns = [(metric, protocol) for metric in IMAGE_METRICS for protocol in PROTOCOLS]
+    for metric, protocol in columns:
+        table.add_column(f"{metric.removeprefix('C-')}\n{'vc' if protocol == 'vs-clean' else 'ovr'}", justify="right")
     counts = report.counts["images"]
-    rows = [(name, str(counts[name])) for name in report.per_class] + [("mean", "")]
-    for name, count in rows:
+    for name in (*report.per_class, "mean"):
         cells = []
-        for protocol in PROTOCOLS:
+        for metric, protocol in columns:
             metrics = report.by_protocol[protocol]
-            values = metrics.overall if name == "mean" else metrics.per_class[name]
-            cells += [_percent(values[metric]) for metric in IMAGE_METRICS]
-        table.add_row(name, count, *cells, style="bold" if name == "mean" else None)
+            cells.append(_percent((metrics.overall if name == "mean" else metrics.per_class[name])[metric]))
+        table.add_row("mean" if name == "mean" else f"{name} ({counts[name]})", *cells,
+                      style="bold" if name == "mean" else None)
     return table
 
 

@@ -98,9 +98,9 @@ class VerdictSummary:
         }
 
     def confusion_table(self) -> Table:
-        table = Table(title=f"Labels: accuracy {self.accuracy:.3f} over {self.total} images; "
-                            f"{self.clean_flagged} of {self.clean_total} clean images flagged",
-                      caption="rows: true label, columns: the detector's label")
+        table = Table(title=f"Labels: accuracy {self.accuracy:.3f} over {self.total} images",
+                      caption=f"rows: true label, columns: the detector's label; "
+                              f"{self.clean_flagged} of {self.clean_total} clean images flagged")
         table.add_column("truth \\ label")
         for name in self.class_names:
             table.add_column(name, justify="right")
@@ -113,12 +113,15 @@ class VerdictSummary:
         return table
 
     def mistakes_table(self, limit: int) -> Table:
+        """Path, true label, the detector's label and the scores of both (all four scores are in the JSON)."""
         shown = self.mistakes[:limit]
         table = Table(title=f"Worst mistakes ({len(shown)} of {len(self.mistakes)}), most confident first")
-        for column in ("path", "truth", "label", *(f"score {name}" for name in self.class_names)):
-            table.add_column(column, justify="right" if column.startswith("score") else "left", overflow="fold")
+        longest = max((len(verdict.path) for verdict in shown), default=4)
+        table.add_column("path", min_width=min(longest, 56), overflow="fold")
+        for column in ("truth", "label", "p(label)", "p(truth)"):
+            table.add_column(column, justify="right" if column.startswith("p(") else "left")
         for verdict in shown:
             # File names are data: Text() keeps a name like 'x[/red].jpg' from being read as markup.
             table.add_row(Text(verdict.path), verdict.truth, verdict.predicted,
-                          *(f"{verdict.scores[name]:.3f}" for name in self.class_names))
+                          f"{verdict.scores[verdict.predicted]:.3f}", f"{verdict.scores[verdict.truth]:.3f}")
         return table
