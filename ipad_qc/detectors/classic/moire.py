@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from scipy import fft
 
 from ipad_qc.detectors.classic._tiles import hann2d, tile_map, tiles
 
@@ -54,11 +55,15 @@ _BAND, _WHITENING = _band()
 _WINDOW = hann2d(TILE)
 
 
-def _spectra(plane: np.ndarray) -> np.ndarray:
-    """Band-limited complex spectra of all tiles of ``plane``: shape (rows, cols, bins)."""
-    patches = tiles(plane, TILE)
-    patches = (patches - patches.mean(axis=(2, 3), keepdims=True)) * _WINDOW
-    return np.fft.rfft2(patches)[..., _BAND]
+def _spectra(planes: np.ndarray) -> np.ndarray:
+    """Band-limited complex spectra of all tiles of each plane of (channels, H, W): (channels, rows, cols, bins).
+
+    All tiles of all channels go through one ``scipy.fft.rfft2`` call (single-threaded; several times
+    faster than NumPy's FFT on such batches).
+    """
+    patches = np.stack([tiles(plane, TILE) for plane in planes])
+    patches = (patches - patches.mean(axis=(-2, -1), keepdims=True)) * _WINDOW
+    return fft.rfft2(patches)[..., _BAND]
 
 
 def _unexplained(chroma: np.ndarray, luma: np.ndarray, luma_energy: np.ndarray) -> np.ndarray:
@@ -70,9 +75,9 @@ def _unexplained(chroma: np.ndarray, luma: np.ndarray, luma_energy: np.ndarray) 
 def moire_peakiness(rgb: np.ndarray) -> np.ndarray:
     """Per-tile log peakiness of the luma-unexplained, f²-whitened chroma power, shape (rows, cols)."""
     ycc = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.float32), cv2.COLOR_RGB2YCrCb)
-    luma = _spectra(ycc[..., 0])
-    luma_energy = np.sum(np.abs(luma) ** 2, axis=-1)
-    power = sum(np.abs(_unexplained(_spectra(ycc[..., c]), luma, luma_energy)) ** 2 for c in (1, 2))
+    luma, red, blue = _spectra(np.moveaxis(ycc, -1, 0))
+    luma_energy = np.sum(luma.real**2 + luma.imag**2, axis=-1)
+    power = sum(np.abs(_unexplained(chroma, luma, luma_energy)) ** 2 for chroma in (red, blue))
     white = power * _WHITENING
     return np.log(white.max(axis=-1) / (white.mean(axis=-1) + 1e-12) + 1e-12).astype(np.float32)
 
