@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 
 from ipad_qc.io import DecodeError, DecodeHint, load_image
-from ipad_qc.outputs import THUMB_DIR, THUMB_SIDE, VIEW_SIDE, atomic_write, thumbnail_name, write_thumbnails
+from ipad_qc.outputs import MASK_DIR, THUMB_DIR, THUMB_SIDE, VIEW_SIDE, thumbnail_name, write_thumbnails
+from ipad_qc.runfolder import UnsafePathError, atomic_write, inside, original
 
 # Overlay colours (RGB) match the class colours of the page.
 OVERLAY_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -46,6 +47,7 @@ class AssetRequest:
     width: int
     height: int
     want_view: bool
+    refused: str | None = None  # why a path of the row was not followed (it led out of its folder)
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ def planned_assets(request: AssetRequest) -> RowAssets:
         view=thumbnail_name(digest, VIEW_SIDE) if digest and request.want_view else None,
         overlay=f"{stem}-{THUMB_SIDE}.png" if stem else None,
         view_overlay=f"{stem}-{VIEW_SIDE}.png" if stem and request.want_view else None,
-        problem=f"mask not found: {request.mask}" if request.mask and not stem else None,
+        problem=request.refused or (f"mask not found: {request.mask}" if request.mask and not stem else None),
     )
 
 
@@ -214,13 +216,21 @@ def _available(plan: RowAssets, present: set[str], problem: str | None) -> RowAs
 
 
 def asset_request(row: Mapping[str, Any], root: Path | None, run_dir: Path, want_view: bool) -> AssetRequest | None:
-    """The pictures a result row needs, or ``None`` for rows with nothing to draw (decode errors)."""
+    """The pictures a result row needs, or ``None`` for rows with nothing to draw (decode errors).
+
+    The row's paths are data from a database someone may have edited: the original must lie under
+    the scanned folder and the mask under ``masks/``, else the picture is left out and the row says why.
+    """
     if row.get("status") != "ok":
         return None
-    source = root / row["path"] if root is not None else None
-    mask = run_dir / row["mask_path"] if row.get("mask_path") else None
+    source = mask = refused = None
+    try:
+        source = original(root, row["path"]) if root is not None else None
+        mask = inside(run_dir, row["mask_path"], under=MASK_DIR) if row.get("mask_path") else None
+    except UnsafePathError as exc:
+        refused = f"refused: {exc}"
     return AssetRequest(source, row.get("content_hash"), mask, row.get("label"), int(row.get("width") or 0),
-                        int(row.get("height") or 0), want_view)
+                        int(row.get("height") or 0), want_view, refused)
 
 
 def prune(folder: Path, keep: Iterable[str]) -> int:
