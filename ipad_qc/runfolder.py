@@ -10,19 +10,22 @@ written through :func:`atomic_write`: a temporary name unique to the writer, ren
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import re
 import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from ipad_qc.names import printable, undecodable_name
 
 #: Exit code of every command when the run folder could not be written (full, read-only, in use).
 EXIT_RUN_FOLDER = 4
 LOCK_NAME = ".ipad-qc.lock"
+_TEMPORARY = re.compile(r"\.[0-9a-f]{12}\.tmp")  # the names atomic_write gives its temporary files
 # errno values that say the run folder as a whole cannot take writes, not that one name is bad.
 _FOLDER_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG,
                             errno.EIO})
@@ -59,13 +62,31 @@ def folder_error(run_dir: Path, exc: BaseException, what: str) -> RunFolderError
                           "rows committed so far are kept: fix that and run the same command again")
 
 
+def stop_if_folder_failed(run_dir: Path, exc: BaseException, what: str) -> None:
+    """Raise :func:`folder_error` when ``exc`` says the run folder cannot take writes; else return, so
+    the caller handles a failure of one file its own way."""
+    if is_folder_failure(exc):
+        raise folder_error(run_dir, exc, what) from None
+
+
+@contextmanager
+def writing(run_dir: Path, what: str) -> Iterator[None]:
+    """Writes to the run folder inside this block that fail for the whole folder raise :class:`RunFolderError`."""
+    try:
+        yield
+    except (sqlite3.OperationalError, OSError) as exc:
+        stop_if_folder_failed(run_dir, exc, what)
+        raise
+
+
 @contextmanager
 def lock(run_dir: str | os.PathLike[str]) -> Iterator[Path]:
     """Hold the run folder's lock (creating the folder) for one writing command, or refuse at once.
 
     A second writer gets :class:`RunFolderError` naming the process that holds the lock. The lock is
     an advisory ``flock`` on ``.ipad-qc.lock``: the kernel drops it when its holder dies, even by
-    ``kill -9``, so a crashed scan never leaves the folder locked.
+    ``kill -9``, so a crashed scan never leaves the folder locked; the temporary files such a
+    writer left behind are swept when the next one takes the lock.
     """
     folder = Path(run_dir)
     try:
@@ -86,19 +107,37 @@ def lock(run_dir: str | os.PathLike[str]) -> Iterator[Path]:
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
+        sweep_temporaries(folder)
         yield folder
     finally:
         handle.close()
 
 
+def sweep_temporaries(folder: Path) -> int:
+    """Remove temporary files a writer killed mid-write left behind; returns how many.
+
+    Called with the lock held, so no live writer owns them. Only names :func:`atomic_write` makes
+    are touched.
+    """
+    removed = 0
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            if _TEMPORARY.fullmatch(name):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(parent, name))
+                    removed += 1
+    return removed
+
+
 def _parts(relpath: object) -> list[str]:
+    """The ``/``-separated parts of a relative path; absolute paths and ``..`` are refused (on Windows
+    also with backslashes and drive letters, which it reads as separators and roots)."""
     if not isinstance(relpath, str) or not relpath or "\x00" in relpath:
         raise UnsafePathError(f"not a relative path: {printable(relpath)!r}")
-    path = PurePosixPath(relpath)
-    parts = relpath.replace("\\", "/").split("/")
-    if path.is_absolute() or relpath.startswith("\\") or ".." in parts or (len(relpath) > 1 and relpath[1] == ":"):
+    seen = relpath.replace("\\", "/") if os.name == "nt" else relpath
+    if seen.startswith("/") or ".." in seen.split("/") or (os.name == "nt" and seen[1:2] == ":"):
         raise UnsafePathError(f"path leaves its folder: {printable(relpath)!r}")
-    return [part for part in parts if part not in ("", ".")]
+    return [part for part in seen.split("/") if part not in ("", ".")]
 
 
 def inside(base: Path, relpath: object, under: str | None = None) -> Path:

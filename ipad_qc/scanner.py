@@ -20,7 +20,7 @@ from ipad_qc.io import RAW_MODES
 from ipad_qc.io.files import file_hash
 from ipad_qc.names import printable
 from ipad_qc.outputs import write_exports
-from ipad_qc.runfolder import RunFolderError, folder_error, is_folder_failure, lock
+from ipad_qc.runfolder import RunFolderError, lock, writing
 from ipad_qc.scanning.jobs import DECODER_CRASHED, DecodeJob, DecodeOutcome, decode_job, decode_pool
 from ipad_qc.scanning.pipeline import LocalEngine, LocalPipeline, ScanEngine, detect_batch
 from ipad_qc.scanning.selection import plan_jobs, rows_to_remove, select
@@ -81,12 +81,8 @@ def _record_end(store: ResultStore, run_dir: Path, scan_id: int, summary: ScanSu
     counts = {"scanned": summary.scanned, "failed": summary.failed, "skipped": summary.skipped,
               "removed": summary.removed}
     store.end_scan(scan_id, outcome, counts)
-    try:
+    with writing(run_dir, "writing results.csv / results.jsonl"):
         write_exports(run_dir, store.rows())
-    except OSError as exc:
-        if is_folder_failure(exc):
-            raise folder_error(run_dir, exc, "writing results.csv / results.jsonl") from None
-        raise
 
 
 def scan(

@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ipad_qc.names import printable, storable
-from ipad_qc.runfolder import folder_error, is_folder_failure
+from ipad_qc.runfolder import writing
 
 SCHEMA_VERSION = 1
 DB_NAME = "results.sqlite"
@@ -145,15 +145,9 @@ class ResultStore:
             self.close()
             raise
 
-    @contextmanager
-    def _writing(self, what: str) -> Iterator[None]:
+    def _writing(self, what: str) -> AbstractContextManager[None]:
         """Turn "disk full", "read-only" and the like into one :class:`RunFolderError` naming the file."""
-        try:
-            yield
-        except (sqlite3.OperationalError, OSError) as exc:
-            if is_folder_failure(exc):
-                raise folder_error(self.run_dir, exc, f"{DB_NAME}, {what}") from None
-            raise
+        return writing(self.run_dir, f"{DB_NAME}, {what}")
 
     def _create_schema(self) -> None:
         columns = ",\n    ".join(f"{name} {kind}" for name, kind in RESULT_COLUMNS.items())

@@ -72,8 +72,8 @@ def _webp_size(head: bytes) -> StoredSize | None:
 def check_pixels(path: str, fmt: str, width: int, height: int, max_pixels: int | None) -> None:
     """Refuse a picture larger than ``max_pixels`` (``None``: no limit) before it is decoded."""
     if max_pixels is not None and width * height > max_pixels:
-        raise DecodeError(path, f"{fmt.upper()} of {width}x{height} ({width * height / 1e6:.0f} MP) is above the "
-                                f"limit of {max_pixels / 1e6:.0f} MP per image (--max-megapixels); not decoded")
+        raise DecodeError(path, f"{fmt.upper()} of {width}x{height} ({width * height / 1e6:.3g} MP) is above the "
+                                f"limit of {max_pixels / 1e6:g} MP per image (--max-megapixels); not decoded")
 
 
 _BEST_RATIO = {"none": 1, "packbits": 64, "deflate": 1100, "lzw": 1400}

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ipad_qc.io.budget import DEFAULT_MAX_PIXELS
+from ipad_qc.io.budget import DEFAULT_MAX_PIXELS, check_size, header_size
 from ipad_qc.io.files import NotRegularFileError, open_regular
 from ipad_qc.io.formats import extension_format, is_raw_format, sniff_format
 from ipad_qc.io.heif import decode_heif
 from ipad_qc.io.orientation import apply_orientation, oriented_size
 from ipad_qc.io.pixels import as_rgb, shrink_to
-from ipad_qc.io.raster import decode_raster
+from ipad_qc.io.raster import RASTER_FORMATS, decode_raster
 from ipad_qc.io.raw import RAW_MODES, decode_raw
 from ipad_qc.io.stored import StoredPixels
 from ipad_qc.io.tiff import decode_tiff
@@ -56,6 +56,20 @@ def load_image(
         raise DecodeError(name, f"{fmt} decoder failed ({type(exc).__name__}: {exc})") from exc
     stored.warnings[:0] = notes
     return _finish(name, fmt, stored, hint)
+
+
+def check_budget(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+    """Raise :class:`DecodeError` now for a JPEG/PNG/BMP/WebP whose header fails the decode budget
+    (:mod:`ipad_qc.io.budget`), reading only its header: a scan calls this before hashing a file, so a
+    sparse 2 GB "JPEG" costs a few reads, not a pass over 2 GB. Other formats are checked by their
+    decoders, and anything else wrong is left to :func:`load_image` to report."""
+    name = os.fspath(path)
+    fmt, _ = _identify(name)
+    if fmt in RASTER_FORMATS:
+        with open(name, "rb") as handle:
+            size = header_size(handle, fmt)
+            if size is not None:
+                check_size(name, fmt, size, os.fstat(handle.fileno()).st_size, max_pixels, whole=True)
 
 
 def _identify(path: str) -> tuple[str, list[str]]:

@@ -37,6 +37,7 @@ _HEADER_READERS: dict[str, type[ImageFile.ImageFile]] = {
     "bmp": BmpImagePlugin.BmpImageFile,
     "webp": WebPImagePlugin.WebPImageFile,
 }
+RASTER_FORMATS = frozenset(_HEADER_READERS)  # what decode_raster decodes
 _EXIF_ORIENTATION = 0x0112
 _EOI = b"\xff\xd9"
 _JPEG_REDUCED_FLAGS = {

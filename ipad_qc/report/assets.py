@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import multiprocessing
 import os
 import shutil
 from collections.abc import Iterable, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 from ipad_qc.io import DecodeError, DecodeHint, load_image
 from ipad_qc.outputs import MASK_DIR, THUMB_DIR, THUMB_SIDE, VIEW_SIDE, thumbnail_name, write_thumbnails
 from ipad_qc.runfolder import UnsafePathError, atomic_write, inside, original
+from ipad_qc.scanning.jobs import decode_pool
 
 # Overlay colours (RGB) match the class colours of the page.
 OVERLAY_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -193,9 +193,7 @@ def _run_jobs(jobs: Mapping[str, _Job], workers: int | None) -> dict[str, str | 
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
     if workers < 1 or len(jobs) < _POOL_MIN_JOBS:
         return {key: _run_job(job) for key, job in jobs.items()}
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with decode_pool(workers) as pool:  # the scan's worker setup: one OpenCV thread, exit with this process
         futures = {key: pool.submit(_run_job, job) for key, job in jobs.items()}
         return {key: _outcome(future) for key, future in futures.items()}
 

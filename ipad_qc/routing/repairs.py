@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ipad_qc.names import printable
-from ipad_qc.runfolder import UnsafePathError, folder_error, inside, is_folder_failure
+from ipad_qc.runfolder import UnsafePathError, inside, writing
 from ipad_qc.store import DB_NAME, StoreError
 
 STATUSES = ("ok", "failed", "declined", "skipped")
@@ -84,15 +84,9 @@ class RepairStore:
             self._db.close()
             raise
 
-    @contextmanager
-    def _writing(self, what: str) -> Iterator[None]:
+    def _writing(self, what: str) -> AbstractContextManager[None]:
         """A full disk or a read-only folder is one :class:`~ipad_qc.runfolder.RunFolderError`."""
-        try:
-            yield
-        except sqlite3.OperationalError as exc:
-            if is_folder_failure(exc):
-                raise folder_error(self.run_dir, exc, f"{DB_NAME}, {what}") from None
-            raise
+        return writing(self.run_dir, f"{DB_NAME}, {what}")
 
     def close(self) -> None:
         self._db.close()

@@ -34,7 +34,7 @@ from ipad_qc.routing.policy import HookSpec, RoutingPolicy
 from ipad_qc.routing.registry import create_hook, resolve_factory
 from ipad_qc.routing.repairs import RepairRecord, RepairStore
 from ipad_qc.routing.writer import write_repaired
-from ipad_qc.runfolder import UnsafePathError, folder_error, inside, is_folder_failure, lock, original
+from ipad_qc.runfolder import UnsafePathError, inside, lock, original, stop_if_folder_failed
 from ipad_qc.store import ResultStore, StoreError, utc_now
 
 SORTED_DIR = "sorted"
@@ -229,8 +229,7 @@ def _repair_image(ctx: _Context, row: Mapping[str, Any], classes: list[str]) -> 
         try:
             output = write_repaired(ctx.run_dir, row["path"], row["format"], image.pixels, _source(ctx, row))
         except (OSError, UnsafePathError) as exc:
-            if is_folder_failure(exc):
-                raise folder_error(ctx.run_dir, exc, "writing a repaired image") from None
+            stop_if_folder_failed(ctx.run_dir, exc, "writing a repaired image")
             output = None
             for record in records:
                 if record.status == "ok":
@@ -249,10 +248,9 @@ def _sort_image(ctx: _Context, row: Mapping[str, Any], classes: list[str]) -> li
                               status="ok", finished_at=utc_now(), output_path=target_rel,
                               content_hash=row.get("content_hash"), fingerprint=ctx.fingerprint(classes))
         try:
-            _place(_source(ctx, row), inside(ctx.run_dir, target_rel, under=SORTED_DIR), ctx.policy.sort)
-        except (OSError, UnsafePathError, DecodeError) as exc:
-            if is_folder_failure(exc):
-                raise folder_error(ctx.run_dir, exc, f"sorting into {SORTED_DIR}/") from None
+            _place(original(ctx.root, row["path"]), inside(ctx.run_dir, target_rel, under=SORTED_DIR), ctx.policy.sort)
+        except (OSError, UnsafePathError) as exc:
+            stop_if_folder_failed(ctx.run_dir, exc, f"sorting into {SORTED_DIR}/")
             record.status, record.error, record.output_path = "failed", f"cannot {ctx.policy.sort}: {exc}", None
         records.append(record)
     return records

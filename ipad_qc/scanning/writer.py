@@ -22,7 +22,7 @@ import cv2
 from ipad_qc.classes import CLASS_NAMES
 from ipad_qc.detectors.base import Detection
 from ipad_qc.outputs import THUMB_DIR, THUMB_SIDE, VIEW_SIDE, write_mask, write_probability_map, write_thumbnails
-from ipad_qc.runfolder import folder_error, is_folder_failure
+from ipad_qc.runfolder import stop_if_folder_failed
 from ipad_qc.scanning.jobs import DecodeOutcome
 from ipad_qc.scanning.types import ItemResult, ScanListener, ScanOptions, ScanSummary
 from ipad_qc.store import ResultStore, utc_now
@@ -89,10 +89,6 @@ class ResultWriter:
             self.summary.detect_s += (item.detect_ms or 0.0) / 1000.0
             self._count(row)
 
-    def _stop_if_folder_failed(self, exc: BaseException, what: str) -> None:
-        if is_folder_failure(exc):
-            raise folder_error(self.store.run_dir, exc, what) from None
-
     def _row(self, item: Finished) -> dict[str, Any]:
         outcome, result = item.outcome, item.result
         if not isinstance(result, Detection):
@@ -101,7 +97,7 @@ class ResultWriter:
         try:
             mask_path = write_mask(run_dir, relpath, result)
         except _OUTPUT_ERRORS as exc:
-            self._stop_if_folder_failed(exc, "writing a mask")
+            stop_if_folder_failed(run_dir, exc, "writing a mask")
             return self._error_row(outcome, f"cannot write the mask: {_reason(exc)}")
         warnings = list(outcome.image.meta.warnings)
         map_path = ""
@@ -109,14 +105,14 @@ class ResultWriter:
             try:
                 map_path = write_probability_map(run_dir, relpath, result)
             except _OUTPUT_ERRORS as exc:
-                self._stop_if_folder_failed(exc, "writing a probability map")
+                stop_if_folder_failed(run_dir, exc, "writing a probability map")
                 warnings.append(f"probability map not written: {_reason(exc)}")
         if self.options.write_thumbnails:
             sides = (THUMB_SIDE, VIEW_SIDE) if not result.is_clean else (THUMB_SIDE,)
             try:
                 write_thumbnails(run_dir / THUMB_DIR, outcome.content_hash, outcome.image.pixels, sides)
             except _OUTPUT_ERRORS as exc:
-                self._stop_if_folder_failed(exc, "writing a report thumbnail")
+                stop_if_folder_failed(run_dir, exc, "writing a report thumbnail")
                 warnings.append(f"report thumbnail not written: {_reason(exc)}")
         return self._ok_row(outcome, result, mask_path, map_path, item.detect_ms, warnings)
 
