@@ -11,6 +11,7 @@ import csv
 import hashlib
 import os
 import resource
+import shutil
 import signal
 import sqlite3
 import threading
@@ -63,6 +64,7 @@ def test_tampered_database_cannot_make_route_or_report_touch_files_outside(shots
     tamper(run, "UPDATE results SET path = ? WHERE path = 'sun_1.jpg'", str(victim))
     tamper(run, "UPDATE results SET mask_path = ?, map_path = ? WHERE path = 'sun_2.jpg'", str(secret),
            "../secret.png")
+    tamper(run, "UPDATE results SET content_hash = ? WHERE path = 'dark_0.jpg'", "../../escaped")
     outside = {path: sha(path) for path in (victim, secret, *shots.iterdir())}
 
     for mode in ("hardlink", "copy", "symlink"):
@@ -76,7 +78,9 @@ def test_tampered_database_cannot_make_route_or_report_touch_files_outside(shots
     assert files_under(tmp_path / "shots") == {p.name for p in shots.iterdir()}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "secret.png", "shots", "victim.txt"]
 
+    shutil.rmtree(run / "thumbs")  # the report makes every thumbnail again, named by content hash
     page = build_report(run, layout="single")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "secret.png", "shots", "victim.txt"]
     problems = dict(page.problems)
     assert "refused" in problems["sun_2.jpg"], "a mask outside masks/ is not drawn from"
     assert "refused" in problems["../../../victim.txt"]

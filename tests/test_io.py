@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 import tifffile
+from fault_fixtures import child_env, unprivileged
 from PIL import Image, ImageOps
 
 from ipad_qc.io import (
@@ -561,17 +563,27 @@ def test_bad_inputs_raise_decode_error_naming_the_file(tmp_path: Path, make, rea
     assert reason in error.value.reason
 
 
+UNREADABLE = """
+import sys
+from ipad_qc.io import DecodeError, load_image
+try:
+    load_image(sys.argv[1])
+except DecodeError as exc:
+    print(exc.reason)
+"""
+
+
 @pytest.mark.skipif(os.name != "posix", reason="chmod 000 only blocks reading on POSIX")
 def test_unreadable_file_is_a_decode_error(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("running as root: chmod 000 does not stop root from reading the file")
+    prefix = unprivileged()  # as root, in a user namespace where permission bits bind
     path = _write_cv(tmp_path / "locked.jpg", _red())
     path.chmod(0)
     try:
-        with pytest.raises(DecodeError, match="permission denied"):
-            load_image(path)
+        done = subprocess.run([*prefix, sys.executable, "-c", UNREADABLE, str(path)], capture_output=True,
+                              text=True, env=child_env(), timeout=60)
     finally:
         path.chmod(0o644)
+    assert done.stdout.strip() == "permission denied", done.stderr
 
 
 def test_invalid_raw_mode_is_a_programming_error(tmp_path: Path) -> None:

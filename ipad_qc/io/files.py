@@ -21,7 +21,11 @@ _CHUNK = 1 << 20
 
 
 class NotRegularFileError(OSError):
-    """The path exists but is not a regular file; ``str()`` says what it is instead."""
+    """The path exists but is not a regular file; ``str()`` says what it is instead, ``info`` is its stat."""
+
+    def __init__(self, info: os.stat_result) -> None:
+        super().__init__(f"{kind_of(info.st_mode)}, not an image file")
+        self.info = info
 
 
 def kind_of(mode: int) -> str:
@@ -41,7 +45,7 @@ def open_regular(path: str | os.PathLike[str]) -> Iterator[tuple[int, os.stat_re
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise NotRegularFileError(f"{kind_of(info.st_mode)}, not an image file")
+            raise NotRegularFileError(info)
         yield fd, info
     finally:
         os.close(fd)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ipad_qc.io.budget import DEFAULT_MAX_PIXELS, check_size, header_size
+from ipad_qc.io.budget import DEFAULT_MAX_PIXELS
 from ipad_qc.io.files import NotRegularFileError, open_regular
 from ipad_qc.io.formats import extension_format, is_raw_format, sniff_format
 from ipad_qc.io.heif import decode_heif
 from ipad_qc.io.orientation import apply_orientation, oriented_size
 from ipad_qc.io.pixels import as_rgb, shrink_to
 from ipad_qc.io.raster import RASTER_FORMATS, decode_raster
+from ipad_qc.io.raster import check_budget as check_raster_budget
 from ipad_qc.io.raw import RAW_MODES, decode_raw
 from ipad_qc.io.stored import StoredPixels
 from ipad_qc.io.tiff import decode_tiff
@@ -66,10 +67,7 @@ def check_budget(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_
     name = os.fspath(path)
     fmt, _ = _identify(name)
     if fmt in RASTER_FORMATS:
-        with open(name, "rb") as handle:
-            size = header_size(handle, fmt)
-            if size is not None:
-                check_size(name, fmt, size, os.fstat(handle.fileno()).st_size, max_pixels, whole=True)
+        check_raster_budget(name, fmt, max_pixels)
 
 
 def _identify(path: str) -> tuple[str, list[str]]:

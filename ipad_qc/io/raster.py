@@ -16,6 +16,7 @@ import io
 import os
 import warnings
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -60,16 +61,27 @@ class _Header:
     warnings: list[str] = field(default_factory=list)
 
 
-def read_file(path: str, fmt: str, max_pixels: int | None) -> bytes:
-    """The whole file, once the size its header states passed the decode budget (:mod:`ipad_qc.io.budget`)."""
+def _check_header(handle: BinaryIO, path: str, fmt: str, max_pixels: int | None) -> None:
+    file_size = os.fstat(handle.fileno()).st_size
+    size = header_size(handle, fmt)
+    if size is not None:
+        check_size(path, fmt, size, file_size, max_pixels, whole=True)
+    elif file_size > MAX_IN_MEMORY_BYTES:
+        raise DecodeError(path, f"corrupt {fmt.upper()}: no picture size in its header, and too large to read "
+                                f"({file_size / 2**20:,.0f} MB)")
+
+
+def check_budget(path: str, fmt: str, max_pixels: int | None) -> None:
+    """Raise :class:`DecodeError` when the size the file's header states fails the decode budget
+    (:mod:`ipad_qc.io.budget`), reading only the header."""
     with open(path, "rb") as handle:
-        file_size = os.fstat(handle.fileno()).st_size
-        size = header_size(handle, fmt)
-        if size is not None:
-            check_size(path, fmt, size, file_size, max_pixels, whole=True)
-        elif file_size > MAX_IN_MEMORY_BYTES:
-            raise DecodeError(path, f"corrupt {fmt.upper()}: no picture size in its header, and too large to read "
-                                    f"({file_size / 2**20:,.0f} MB)")
+        _check_header(handle, path, fmt, max_pixels)
+
+
+def read_file(path: str, fmt: str, max_pixels: int | None) -> bytes:
+    """The whole file, once the size its header states passed the decode budget."""
+    with open(path, "rb") as handle:
+        _check_header(handle, path, fmt, max_pixels)
         handle.seek(0)
         return handle.read()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import shutil
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
@@ -33,6 +34,7 @@ OVERLAY_COLOURS: dict[str, tuple[int, int, int]] = {
     "ghosting": (255, 64, 64), "flare": (255, 170, 0), "moire": (40, 150, 255),
 }
 _FILL_ALPHA = 0.35
+_HEX_DIGEST = re.compile(r"[0-9a-f]{8,128}")
 _POOL_MIN_JOBS = 6  # below this, starting worker processes costs more than it saves
 
 
@@ -181,7 +183,7 @@ def _plan_job(request: AssetRequest, plan: RowAssets, folder: Path,
     if plan.thumb is None:
         problem = "no thumbnail: the results row has no content hash"
     elif images and not (request.source and request.source.is_file()):
-        problem = f"original not found: {request.source or 'scanned folder unknown'}"
+        problem = request.refused or f"original not found: {request.source or 'scanned folder unknown'}"
         images = []
     if not images and not overlays:
         return None, problem
@@ -227,8 +229,13 @@ def asset_request(row: Mapping[str, Any], root: Path | None, run_dir: Path, want
         mask = inside(run_dir, row["mask_path"], under=MASK_DIR) if row.get("mask_path") else None
     except UnsafePathError as exc:
         refused = f"refused: {exc}"
-    return AssetRequest(source, row.get("content_hash"), mask, row.get("label"), int(row.get("width") or 0),
-                        int(row.get("height") or 0), want_view, refused)
+    digest = row.get("content_hash")  # names cached pictures: only a hash, never a path
+    digest = digest if isinstance(digest, str) and _HEX_DIGEST.fullmatch(digest) else None
+    try:
+        width, height = int(row.get("width") or 0), int(row.get("height") or 0)
+    except (TypeError, ValueError):
+        width = height = 0
+    return AssetRequest(source, digest, mask, row.get("label"), width, height, want_view, refused)
 
 
 def prune(folder: Path, keep: Iterable[str]) -> int:

@@ -177,7 +177,10 @@ def _decode_original(ctx: _Context, row: Mapping[str, Any]) -> DecodedImage:
         raise DecodeError(str(source), f"cannot read the original ({exc.strerror or exc})") from None
     if changed:
         raise DecodeError(str(source), "the file changed since the scan; scan it again before routing")
-    budget = max(DEFAULT_MAX_PIXELS, int(row.get("width") or 0) * int(row.get("height") or 0))
+    try:
+        budget = max(DEFAULT_MAX_PIXELS, int(row.get("width") or 0) * int(row.get("height") or 0))
+    except (TypeError, ValueError):  # an edited row: the default budget
+        budget = DEFAULT_MAX_PIXELS
     image = load_image(source, None, raw_mode="full", max_pixels=budget)
     if (image.meta.width, image.meta.height) != (row["width"], row["height"]):
         raise DecodeError(str(source), f"decoded at {image.size}, but the scan saw {row['width']}x{row['height']}")

@@ -69,9 +69,8 @@ def _read_identity(job: DecodeJob, outcome: DecodeOutcome) -> bool:
     except DecodeError as exc:  # the header already fails the budget: not worth a pass over the bytes
         outcome.error = exc.reason
         return False
-    except NotRegularFileError as exc:
-        info = os.stat(job.path)  # a FIFO or device: stat never blocks, and lets re-scans skip the row
-        outcome.file_size, outcome.file_mtime_ns = info.st_size, info.st_mtime_ns
+    except NotRegularFileError as exc:  # a FIFO or device: its size and time let re-scans skip the row
+        outcome.file_size, outcome.file_mtime_ns = exc.info.st_size, exc.info.st_mtime_ns
         outcome.error = f"is {exc}"
         return False
     except OSError as exc:
