@@ -30,6 +30,7 @@ from ipad_qc.io.dng import mosaic, write_dng
 from ipad_qc.io.jpeg_check import TRUNCATED_REASON
 from ipad_qc.io.orientation import apply_orientation
 from ipad_qc.io.pixels import shrink_to
+from ipad_qc.io.raster import imdecode_jpeg
 
 SMALL = DecodeHint(long_side=1024)
 
@@ -603,3 +604,17 @@ def test_originals_are_not_modified(tmp_path: Path) -> None:
     for path in paths:
         load_image(path, DecodeHint(long_side=32))
     assert [_digest(path) for path in paths] == before
+
+
+@pytest.mark.parametrize("factor", [1, 2, 4, 8])
+def test_strict_jpeg_decode_gives_opencvs_pixels(tmp_path: Path, factor: int) -> None:
+    """The JPEG decoder changed from OpenCV to libjpeg-turbo's strict mode: verdicts must not move."""
+    rng = np.random.default_rng(factor)
+    pixels = cv2.GaussianBlur(rng.integers(0, 255, (333, 517, 3)).astype(np.uint8), (0, 0), 1.5)
+    data = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 88])[1].tobytes()
+    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+             8: cv2.IMREAD_REDUCED_COLOR_8}[factor]
+    expected = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    decoded, warning = imdecode_jpeg("x.jpg", data, factor)
+    assert warning is None
+    np.testing.assert_array_equal(decoded, expected)
