@@ -97,11 +97,19 @@ def _safe_stem(path: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(path).stem) or "photo"
 
 
+def _flare_weight(source: Source) -> int:
+    """How many times a photo enters the flare pool: 0 without a site, 2 with lamps or at night, else 1."""
+    if not source.flare_sites:
+        return 0
+    return 2 if {"detected", "lamp"} & set(source.flare_sites) else 1
+
+
 def plan_jobs(sources: list[Source], settings: SynthSettings) -> tuple[list[Job], list[str]]:
     """Assign every sample a photo, a class and a split. Returns the jobs and notes for the user.
 
-    Within a split, each class cycles through its own pool of photos (flare: those with a flare site);
-    a flare sample in a split whose photos offer no light source is left out, with a note.
+    Within a split, each class cycles through its own pool of photos (flare: those with a flare site,
+    night and lamp-lit ones twice); a flare sample in a split whose photos offer no light source is
+    left out, with a note.
     """
     rng = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(_PLAN_STREAM,)))
     active = [split for split, ratio in zip(SPLITS, settings.splits, strict=True) if ratio > 0]
@@ -121,7 +129,8 @@ def plan_jobs(sources: list[Source], settings: SynthSettings) -> tuple[list[Job]
     jobs: list[Job] = []
     for split, pool, count in zip(active, pools, counts, strict=True):
         block = [str(label) for label in rng.permutation([next(labels) for _ in range(count)])]
-        lit = [source for source in pool if source.flare_sites]
+        # flare photos are mostly night shots: a photo with its own lamps or a night scene counts twice
+        lit = [source for source in pool for _ in range(_flare_weight(source))]
         used: dict[str, int] = {}
         skipped = 0
         for label in block:
