@@ -28,6 +28,9 @@ from ipad_qc.synthetic.survey import NoPlausibleSite, flare_sites, lamp_spots, l
 #: Default visibility of flare light (display-referred units).
 VISIBILITY = 0.04
 _SOURCES = 4  # at most this many lights flare (the brightest): the rest are too weak to matter
+#: Radiance ranges (times the sensor's full scale, drawn log-uniformly): a clipped pixel hides how bright
+#: the light really is, so it is drawn. Lamps that flare visibly are tens to hundreds of times over.
+CLIPPED, LAMP, SUN = (40.0, 500.0), (60.0, 800.0), (100.0, 800.0)
 _LAMP_TINTS = ((1.0, 0.82, 0.55), (1.0, 0.93, 0.8), (0.85, 0.92, 1.0), (1.0, 0.7, 0.4))
 _GHOST_TINTS = ((0.5, 1.0, 0.55), (0.8, 0.5, 1.0), (1.0, 0.7, 0.35), (0.45, 0.8, 1.0), (1.0, 1.0, 0.9))
 
@@ -52,19 +55,23 @@ def _disc(height: int, width: int, x: float, y: float, radius: float, soft: floa
     return np.clip((radius - np.hypot(xs - x, ys - y)) / soft + 0.5, 0, 1).astype(np.float32)
 
 
+def _radiance(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    return float(np.exp(rng.uniform(np.log(bounds[0]), np.log(bounds[1]))))
+
+
 def _tint(rng: np.random.Generator, tints: tuple[tuple[float, float, float], ...]) -> tuple[float, float, float]:
     base = np.array(tints[int(rng.integers(len(tints)))]) * rng.uniform(0.9, 1.1, 3)
     return tuple(float(c) for c in base / base.max())
 
 
 def detected_lights(image: np.ndarray, rng: np.random.Generator) -> list[Light]:
-    """The photo's own clipped lights, brightest first, with a drawn radiance (a clipped pixel hides how
-    bright the lamp really is: 20–400 times full scale) and the colour of their surroundings' glow."""
+    """The photo's own clipped lights, brightest first, with a drawn radiance (``CLIPPED``) and the colour
+    of their surroundings' glow."""
     lights = []
     for x, y, radius in light_sources(image)[:_SOURCES]:
         ring = _disc(*image.shape[:2], x, y, 3 * radius + 3) - _disc(*image.shape[:2], x, y, radius + 1)
         glow = (image * ring[..., None]).sum(axis=(0, 1)) / max(ring.sum(), 1) + 1e-3
-        lights.append(Light(x, y, radius, float(np.exp(rng.uniform(np.log(20), np.log(400)))),
+        lights.append(Light(x, y, radius, _radiance(rng, CLIPPED),
                             tuple(float(c) for c in glow / glow.max())))
     return lights
 
@@ -78,7 +85,7 @@ def add_lamps(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, 
     if not spots:
         raise NoPlausibleSite("no glowing spot in the scene where a lamp could be")
     lights = [Light(spots[index][0], spots[index][1], float(rng.uniform(0.003, 0.01) * diagonal),
-                    float(np.exp(rng.uniform(np.log(30), np.log(600)))), _tint(rng, _LAMP_TINTS))
+                    _radiance(rng, LAMP), _tint(rng, _LAMP_TINTS))
               for index in rng.permutation(len(spots))[: int(rng.integers(1, 4))]]
     return _lit(image, lights), lights
 
@@ -100,7 +107,7 @@ def add_sun(image: np.ndarray, rng: np.random.Generator, sky: np.ndarray) -> tup
             break
     else:
         raise NoPlausibleSite("no open patch of sky large enough for the sun")
-    light = Light(float(xs[pick]), float(ys[pick]), radius, float(np.exp(rng.uniform(np.log(100), np.log(800)))),
+    light = Light(float(xs[pick]), float(ys[pick]), radius, _radiance(rng, SUN),
                   _tint(rng, ((1.0, 0.97, 0.9), (1.0, 0.9, 0.75))))
     linear = to_linear(image) + (visible * light.radiance)[..., None] * np.array(light.colour, np.float32)
     # only the part of the disc that the foreground does not hide shines into the lens
@@ -113,11 +120,11 @@ def light_at(image: np.ndarray, rng: np.random.Generator, x: float, y: float) ->
     for sx, sy, radius in light_sources(image):
         if np.hypot(sx - x, sy - y) <= radius + 3:
             glow = image[int(round(sy)), int(round(sx))] + 1e-3
-            return image, [Light(sx, sy, radius, float(np.exp(rng.uniform(np.log(20), np.log(400)))),
+            return image, [Light(sx, sy, radius, _radiance(rng, CLIPPED),
                                  tuple(float(c) for c in glow / glow.max()))]
     height, width = image.shape[:2]
     light = Light(float(x), float(y), 0.008 * float(np.hypot(height, width)),
-                  float(np.exp(rng.uniform(np.log(30), np.log(600)))), _tint(rng, _LAMP_TINTS))
+                  _radiance(rng, LAMP), _tint(rng, _LAMP_TINTS))
     return _lit(image, [light]), [light]
 
 
@@ -136,7 +143,7 @@ def _veil(radius: np.ndarray, light: Light, rng: np.random.Generator, diagonal: 
     """Halo plus veil: two power laws ``(1 + (r / r0)²)^-α`` carrying fractions of the source's power."""
     total = np.zeros_like(radius)
     for fraction, scale, alpha in ((rng.uniform(0.03, 0.2), rng.uniform(2, 8) * light.radius, 1.6),
-                                   (rng.uniform(0.01, 0.15), rng.uniform(0.03, 0.15) * diagonal,
+                                   (rng.uniform(0.02, 0.15), rng.uniform(0.03, 0.15) * diagonal,
                                     rng.uniform(1.15, 1.6))):
         peak = fraction * light.power * (alpha - 1) / (np.pi * scale**2)  # the profile integrates to fraction·power
         total += peak * (1 + (radius / scale) ** 2) ** -alpha

@@ -86,18 +86,30 @@ def segment_region(image: np.ndarray, rng: np.random.Generator) -> np.ndarray | 
 
 
 def remove_region(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """The photo with the region inpainted (Telea, at most 512 px, plus the photo's own grain)."""
+    """The photo with the region replaced by the background beside it.
+
+    What a moving object uncovers is unknown, but it usually continues what surrounds it. The hole
+    is filled with the photo shifted by the region's width or height, in whichever of the four
+    directions brings in the least of the region itself (real texture, not a smear); what is still
+    covered after that is inpainted (Telea). The seam is feathered.
+    """
     height, width = image.shape[:2]
-    scale = min(1.0, 512 / max(height, width))
-    size = (max(8, round(width * scale)), max(8, round(height * scale)))
-    small = np.round(np.clip(cv2.resize(image, size, interpolation=cv2.INTER_AREA), 0, 1) * 255).astype(np.uint8)
-    hole = (cv2.resize(alpha, size, interpolation=cv2.INTER_LINEAR) > 0.02).astype(np.uint8)
-    hole = cv2.dilate(hole, np.ones((3, 3), np.uint8))
-    filled = cv2.inpaint(small, hole, 3, cv2.INPAINT_TELEA).astype(np.float32) / 255
-    filled = cv2.resize(filled, (width, height), interpolation=cv2.INTER_LINEAR)
-    grain = image - gaussian(image, 1.5)  # the photo's own fine texture, so the hole is not a smear
+    ys, xs = np.nonzero(alpha > 0.5)
+    if not len(xs):
+        return image
+    span_x, span_y = int(np.ptp(xs)) + 4, int(np.ptp(ys)) + 4
+    shifts = [(span_x, 0), (-span_x, 0), (0, span_y), (0, -span_y)]
+    overlaps = [float((np.roll(alpha, shift[::-1], axis=(0, 1)) * alpha).sum()) for shift in shifts]
+    dx, dy = shifts[int(np.argmin(overlaps))]
+    # pixel (x, y) of the hole takes the photo at (x - dx, y - dy), which the region does not cover
+    filled = _warp(image, np.float32([[1, 0, dx], [0, 1, dy]]))
+    still = (_warp(alpha, np.float32([[1, 0, dx], [0, 1, dy]])) > 0.02) & (alpha > 0.02)
+    if still.any():
+        pixels = np.round(np.clip(filled, 0, 1) * 255).astype(np.uint8)
+        hole = cv2.dilate(still.astype(np.uint8), np.ones((3, 3), np.uint8))
+        filled = cv2.inpaint(pixels, hole, 3, cv2.INPAINT_TELEA).astype(np.float32) / 255
     cover = np.clip(gaussian(alpha, 2.0) * 1.5, 0, 1)[..., None]
-    return (image * (1 - cover) + (filled + np.roll(grain, (7, 11), axis=(0, 1))) * cover).astype(np.float32)
+    return (image * (1 - cover) + filled * cover).astype(np.float32)
 
 
 def _warp(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:

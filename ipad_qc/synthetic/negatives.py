@@ -94,7 +94,7 @@ def _sign(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     sign = np.empty((height, width, 3), np.uint8)  # OpenCV draws text on 8-bit images only
     sign[:] = np.round(ground * 255)
     font = _FONTS[int(rng.integers(len(_FONTS)))]
-    scale = rng.uniform(0.5, 1.6) * height / 260
+    scale = rng.uniform(0.25, 0.9) * height / 260  # letters 3 to 12 px high once the sign is in place
     thickness = max(1, int(round(scale * rng.uniform(1, 2.2))))
     line = int(cv2.getTextSize("Ag", font, scale, thickness)[0][1] * rng.uniform(1.5, 2.2)) + 2
     for y in range(line, height - line // 3, line):
