@@ -26,6 +26,7 @@ from rich.text import Text
 
 from ipad_qc import __version__
 from ipad_qc.classes import CLASS_NAMES
+from ipad_qc.cli_types import FiniteFloatRange
 from ipad_qc.clip.commands import model_info_command
 from ipad_qc.datasets.commands import synth_command
 from ipad_qc.detectors.registry import UnknownDetectorError, available_detectors
@@ -33,11 +34,14 @@ from ipad_qc.device import DEVICE_CHOICES, DeviceUnavailableError
 from ipad_qc.evaluation.commands import eval_command
 from ipad_qc.gating import flagged_rows, parse_fail_on
 from ipad_qc.io import RAW_MODES
+from ipad_qc.io.budget import DEFAULT_MAX_PIXELS
+from ipad_qc.names import markup
 from ipad_qc.ray_engine import RayEngine
 from ipad_qc.report.cli import compare_command, report_command, write_scan_report
 from ipad_qc.routing.cli import plugins_command, route_after_scan, route_command, scan_route_options
+from ipad_qc.runfolder import EXIT_RUN_FOLDER, RunFolderError
 from ipad_qc.scanner import ItemResult, ScanError, ScanOptions, ScanSummary, scan
-from ipad_qc.store import ResultStore
+from ipad_qc.store import ResultStore, StoreError
 from ipad_qc.training.commands import train_command
 
 EXIT_OK, EXIT_DECODE_ERRORS, EXIT_USAGE, EXIT_FLAGGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -76,8 +80,8 @@ class RichListener:
 
     def advanced(self, item: ItemResult) -> None:
         if item.status == "error":
-            self.progress.console.print(f"[red]error[/red] {item.relpath}: {item.error}", markup=True,
-                                        highlight=False, soft_wrap=True)
+            self.progress.console.print(f"[red]error[/red] {markup(item.relpath)}: {markup(item.error)}",
+                                        markup=True, highlight=False, soft_wrap=True)
         self.progress.advance(self.task)
 
     def stop(self) -> None:
@@ -98,7 +102,7 @@ def parse_detector_options(values: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _summary_table(summary: ScanSummary) -> Table:
-    table = Table(title=f"ipad-qc scan of {summary.root}", show_header=True, header_style="bold")
+    table = Table(title=f"ipad-qc scan of {markup(summary.root)}", show_header=True, header_style="bold")
     table.add_column("result")
     table.add_column("images", justify="right")
     for name in CLASS_NAMES:
@@ -112,7 +116,9 @@ def _summary_table(summary: ScanSummary) -> Table:
     if summary.excluded:
         table.add_row("excluded by filters", str(summary.excluded))
     if summary.removed:
-        table.add_row("rows of deleted files removed", str(summary.removed))
+        table.add_row("rows removed (files gone, or --prune)", str(summary.removed))
+    if summary.kept_outside:
+        table.add_row("rows outside this scan (kept)", str(summary.kept_outside))
     return table
 
 
@@ -123,13 +129,14 @@ def _print_summary(console: Console, summary: ScanSummary) -> None:
     console.print(f"{done} file(s) in {summary.elapsed_s:.1f} s ({rate:.2f} img/s); "
                   f"decode {summary.decode_s:.1f} s (summed over workers), detect {summary.detect_s:.1f} s")
     for path, reason in summary.problems:
-        console.print(f"[yellow]warning[/yellow] {path}: {reason}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]warning[/yellow] {markup(path)}: {markup(reason)}", highlight=False, soft_wrap=True)
     for path, reason in summary.errors[:20]:
-        console.print(f"[red]error[/red] {path}: {reason}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error[/red] {markup(path)}: {markup(reason)}", highlight=False, soft_wrap=True)
     if summary.error_count > 20:
         console.print(f"... and {summary.error_count - 20} more errors: see results.csv")
-    console.print(f"results: {summary.run_dir / 'results.csv'}, {summary.run_dir / 'results.jsonl'}, "
-                  f"{summary.run_dir / 'results.sqlite'}")
+    folder = summary.run_dir
+    console.print(f"results: {markup(folder / 'results.csv')}, {markup(folder / 'results.jsonl')}, "
+                  f"{markup(folder / 'results.sqlite')}", highlight=False, soft_wrap=True)
 
 
 def _raise_interrupt_on_sigterm() -> None:
@@ -195,6 +202,14 @@ def main() -> None:
 @click.option("--hidden", is_flag=True, help="Also scan hidden files and folders (names starting with '.').")
 @click.option("--force", is_flag=True, help="Re-scan every file, even unchanged ones.")
 @click.option("--retry-errors", is_flag=True, help="Re-try files that failed to decode in an earlier scan.")
+@click.option("--prune", is_flag=True,
+              help="Remove the rows of files outside this scan (left out by --include/--exclude, in other "
+                   "sub-folders, or of another folder scanned into --out before). Without it such rows stay, "
+                   "and a row goes only when its file is gone from disk.")
+@click.option("--max-megapixels", type=FiniteFloatRange(min=0.001), default=DEFAULT_MAX_PIXELS / 1e6,
+              show_default=True,
+              help="Decode budget per image: a picture larger than this (by its header) is an error row and is "
+                   "never decoded, so a small file claiming a huge size cannot exhaust memory.")
 @click.option("--no-maps", is_flag=True, help="Do not write the per-class probability maps (maps/).")
 @click.option("--no-report", is_flag=True,
               help="Do not write report.html (thumbnails take extra time on big folders; `ipad-qc report` "
@@ -208,8 +223,9 @@ def scan_command(root: Path, out: Path | None, detector: str, detector_options: 
                  checkpoint: Path | None, device: str,
                  batch_size: int, workers: int | None, raw_mode: str, allow_partial: bool,
                  include: tuple[str, ...], exclude: tuple[str, ...], hidden: bool, force: bool,
-                 retry_errors: bool, no_maps: bool, no_report: bool, fail_on: str | None, quiet: bool,
-                 route_config: str | None, engine: str, ray_address: str | None, ray_actors: int | None) -> None:
+                 retry_errors: bool, prune: bool, max_megapixels: float, no_maps: bool, no_report: bool,
+                 fail_on: str | None, quiet: bool, route_config: str | None, engine: str, ray_address: str | None,
+                 ray_actors: int | None) -> None:
     """Scan ROOT (a folder, searched recursively, or one image) for ghosting, flare and moiré.
 
     \b
@@ -222,7 +238,9 @@ def scan_command(root: Path, out: Path | None, detector: str, detector_options: 
 
     \b
     Exit codes: 0 all files scanned, 1 some files could not be decoded (they are listed as
-    error rows), 2 usage error, 3 --fail-on matched, 130 interrupted (re-run to resume).
+    error rows), 2 usage error, 3 --fail-on matched, 4 the run folder could not be written
+    (disk full, read-only, or in use by another scan; rows committed before stay),
+    130 interrupted (re-run to resume).
     """
     try:
         rules = parse_fail_on(fail_on) if fail_on else None
@@ -237,7 +255,7 @@ def scan_command(root: Path, out: Path | None, detector: str, detector_options: 
                           device=device, batch_size=batch_size, workers=workers, raw_mode=raw_mode,
                           allow_partial=allow_partial, include=include, exclude=exclude, include_hidden=hidden,
                           force=force, retry_errors=retry_errors, write_maps=not no_maps,
-                          write_thumbnails=not no_report)
+                          write_thumbnails=not no_report, max_pixels=round(max_megapixels * 1e6), prune=prune)
     run_dir = out or Path("runs") / (root.resolve().name or "root")
     console = Console(stderr=True)
     listener = RichListener(console, quiet)
@@ -245,10 +263,14 @@ def scan_command(root: Path, out: Path | None, detector: str, detector_options: 
     try:
         scan_engine = RayEngine(ray_address, ray_actors) if engine == "ray" else None
         summary = scan(root, run_dir, options, listener=listener, engine=scan_engine)
-    except (ScanError, UnknownDetectorError, DeviceUnavailableError, ValueError) as exc:
+    except (ScanError, StoreError, UnknownDetectorError, DeviceUnavailableError, ValueError) as exc:
         listener.stop()
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {markup(exc)}", highlight=False, soft_wrap=True)
         sys.exit(EXIT_USAGE)
+    except RunFolderError as exc:
+        listener.stop()
+        err_console.print(f"[red]error:[/red] {markup(exc)}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_RUN_FOLDER)
     listener.stop()
     if not quiet:
         _print_summary(Console(), summary)
@@ -265,11 +287,11 @@ def _exit_code(summary: ScanSummary, run_dir: Path, rules: dict[str, float | Non
         err_console.print("interrupted: finished batches are saved; run the same command again to resume")
         return EXIT_INTERRUPTED
     if rules:
-        with ResultStore(run_dir) as store:
+        with ResultStore(run_dir, readonly=True) as store:
             hits = flagged_rows(store.rows(), rules)
         if hits:
             for path, name in hits[:20]:
-                err_console.print(f"[yellow]flagged[/yellow] {name}: {path}", highlight=False, soft_wrap=True)
+                err_console.print(f"[yellow]flagged[/yellow] {name}: {markup(path)}", highlight=False, soft_wrap=True)
             err_console.print(f"--fail-on: {len(hits)} flagged image(s)")
             return EXIT_FLAGGED
     return EXIT_DECODE_ERRORS if summary.error_count else EXIT_OK

@@ -1,12 +1,20 @@
 """Files a scan writes into its run folder: mask PNGs, probability-map PNGs, CSV and JSONL exports.
 
-Every file is written to a temporary name and renamed into place, so a scan killed mid-write
-never leaves a half-written PNG or CSV that a later step would trust.
+Every file is written through :func:`ipad_qc.runfolder.atomic_write` (a temporary name unique to the
+writer, renamed into place), so a scan killed mid-write never leaves a half-written PNG or CSV that a
+later step would trust, and two writer threads never share a temporary file.
+
+Masks and maps mirror the scanned tree (``masks/<path>.png``). :func:`output_relpath` keeps that
+mapping one-to-one whatever the names: a folder named like a mask (``x.png.png/`` beside ``x.png``)
+gets a ``~`` appended, and a name too long for the file system once ``.png`` is added is shortened
+with a hash. The row records the path actually written, so readers never recompute it.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -18,6 +26,7 @@ import numpy as np
 
 from ipad_qc.classes import ARTIFACT_CLASSES
 from ipad_qc.detectors.base import Detection
+from ipad_qc.runfolder import atomic_write
 from ipad_qc.store import RESULT_COLUMNS
 
 MASK_DIR = "masks"
@@ -27,14 +36,34 @@ THUMB_SIDE = 256  # report table thumbnails: ~10 KB JPEGs, small enough to embed
 VIEW_SIDE = 1024  # report large view, made only for flagged images
 CSV_NAME = "results.csv"
 JSONL_NAME = "results.jsonl"
+NAME_MAX = 255  # bytes in one file name on every common file system
+_OUTPUT_SUFFIX = ".png"
+# Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary name, creating folders: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+def _fits(name: str, suffix: str = "") -> str:
+    """``name + suffix``, with the name cut and a hash of it added when the result exceeds NAME_MAX bytes."""
+    if len(os.fsencode(name + suffix)) <= NAME_MAX:
+        return name + suffix
+    digest = hashlib.blake2b(os.fsencode(name), digest_size=8).hexdigest()
+    tail = f"~{digest}{suffix}"
+    keep = name
+    while len(os.fsencode(keep + tail)) > NAME_MAX:
+        keep = keep[:-1]
+    return keep + tail
+
+
+def output_relpath(folder: str, image_relpath: str) -> str:
+    """Where the ``.png`` output of ``image_relpath`` goes under ``folder`` (``masks`` or ``maps``).
+
+    One-to-one for every tree: file outputs always end in ``.png``, folder names that end in ``.png``
+    (any case) or ``~`` get one more ``~``, so no folder can take a file output's name.
+    """
+    *folders, name = image_relpath.split("/")
+    escaped = [_fits(part + "~" if part.lower().endswith(_OUTPUT_SUFFIX) or part.endswith("~") else part)
+               for part in folders]
+    return "/".join([folder, *escaped, _fits(name, _OUTPUT_SUFFIX)])
 
 
 def _write_png(run_dir: Path, relpath: str, pixels: np.ndarray, bilevel: bool = False) -> str:
@@ -58,7 +87,7 @@ def write_mask(run_dir: Path, image_relpath: str, detection: Detection) -> str:
     """
     if detection.is_clean:
         return ""
-    return _write_png(run_dir, f"{MASK_DIR}/{image_relpath}.png", detection.mask_image(), bilevel=True)
+    return _write_png(run_dir, output_relpath(MASK_DIR, image_relpath), detection.mask_image(), bilevel=True)
 
 
 def write_probability_map(run_dir: Path, image_relpath: str, detection: Detection) -> str:
@@ -74,7 +103,7 @@ def write_probability_map(run_dir: Path, image_relpath: str, detection: Detectio
     else:
         pixels = detection.probability
     quantised = np.clip(pixels * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return _write_png(run_dir, f"{MAP_DIR}/{image_relpath}.png", quantised)
+    return _write_png(run_dir, output_relpath(MAP_DIR, image_relpath), quantised)
 
 
 def thumbnail_name(content_hash: str, side: int) -> str:
@@ -101,10 +130,19 @@ def write_thumbnails(folder: Path, content_hash: str, pixels: np.ndarray, sides:
         atomic_write(folder / thumbnail_name(content_hash, side), encoded.tobytes())
 
 
-def _csv_value(value: Any) -> Any:
+def formula_safe(value: Any) -> Any:
+    """Text that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@`` first) behind a ``'``;
+    numbers and everything else unchanged. File names and messages are data, never formulas."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a ``results.csv`` cell: floats to 6 significant digits, ``None`` empty, text formula-safe."""
     if isinstance(value, float):
         return f"{value:.6g}"
-    return "" if value is None else value
+    return "" if value is None else formula_safe(value)
 
 
 def write_exports(run_dir: Path, rows: Iterable[Mapping[str, Any]]) -> tuple[Path, Path]:
@@ -113,13 +151,12 @@ def write_exports(run_dir: Path, rows: Iterable[Mapping[str, Any]]) -> tuple[Pat
     columns = list(RESULT_COLUMNS)
     csv_path, jsonl_path = run_dir / CSV_NAME, run_dir / JSONL_NAME
 
-    csv_tmp = csv_path.with_name(f".{CSV_NAME}.tmp")
-    with open(csv_tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_csv_value(row.get(name)) for name in columns])
-    os.replace(csv_tmp, csv_path)
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([csv_cell(row.get(name)) for name in columns])
+    atomic_write(csv_path, buffer.getvalue().encode("utf-8"))
 
     lines = [json.dumps({name: row.get(name) for name in columns}, ensure_ascii=False) for row in rows]
     atomic_write(jsonl_path, ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8"))

@@ -7,7 +7,7 @@ then streams the planned jobs through Ray Data::
 
 Ray Data's streaming executor applies back-pressure between the stages, so only a bounded number of
 decoded images exist at any time, whatever the number of files. The driver writes masks, maps,
-thumbnails and rows through the scanner's :class:`~ipad_qc.scanner.ResultWriter`, committing once
+thumbnails and rows through the scanner's :class:`~ipad_qc.scanning.writer.ResultWriter`, committing once
 per batch, so the run folder is identical to a local scan's and a killed driver resumes the same way.
 Workers only need to *read* the inputs: the run folder is only guaranteed to exist on the driver.
 
@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from ipad_qc.detectors.registry import get_detector
 from ipad_qc.scanner import (
     DecodeJob,
     DecodeOutcome,
@@ -43,6 +42,7 @@ from ipad_qc.scanner import (
     decode_job,
     detect_batch,
 )
+from ipad_qc.scanning.pipeline import make_detector
 from ipad_qc.store import ResultStore
 
 RAY_MISSING = "--engine ray needs Ray, which is not installed: pip install 'ipad-qc[ray]'"
@@ -79,8 +79,7 @@ def _unpack(column: np.ndarray) -> list[Any]:
 def _describe(options: ScanOptions) -> DetectorSetup:
     """Ray task: build the detector where the actors will, so a detector that cannot be made on the
     cluster (not installed there, registered only in the driver, no weights) fails before any file is read."""
-    detector = get_detector(options.detector, device=options.device, **options.detector_options)
-    return DetectorSetup.of(detector, options)
+    return DetectorSetup.of(make_detector(options), options)
 
 
 def _decode_batch(batch: dict[str, np.ndarray], decode: Callable[[DecodeJob], DecodeOutcome]) -> dict[str, Any]:
@@ -95,7 +94,7 @@ class _DetectActor:
     """Ray actor: builds the detector once (the expensive part with a large model), then detects batches."""
 
     def __init__(self, options: ScanOptions) -> None:
-        self.detector = get_detector(options.detector, device=options.device, **options.detector_options)
+        self.detector = make_detector(options)
         self.keep_pixels = options.write_thumbnails
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:

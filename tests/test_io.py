@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 import tifffile
+from fault_fixtures import child_env, unprivileged
 from PIL import Image, ImageOps
 
 from ipad_qc.io import (
@@ -28,6 +30,7 @@ from ipad_qc.io.dng import mosaic, write_dng
 from ipad_qc.io.jpeg_check import TRUNCATED_REASON
 from ipad_qc.io.orientation import apply_orientation
 from ipad_qc.io.pixels import shrink_to
+from ipad_qc.io.raster import imdecode_jpeg
 
 SMALL = DecodeHint(long_side=1024)
 
@@ -561,17 +564,27 @@ def test_bad_inputs_raise_decode_error_naming_the_file(tmp_path: Path, make, rea
     assert reason in error.value.reason
 
 
+UNREADABLE = """
+import sys
+from ipad_qc.io import DecodeError, load_image
+try:
+    load_image(sys.argv[1])
+except DecodeError as exc:
+    print(exc.reason)
+"""
+
+
 @pytest.mark.skipif(os.name != "posix", reason="chmod 000 only blocks reading on POSIX")
 def test_unreadable_file_is_a_decode_error(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("running as root: chmod 000 does not stop root from reading the file")
+    prefix = unprivileged()  # as root, in a user namespace where permission bits bind
     path = _write_cv(tmp_path / "locked.jpg", _red())
     path.chmod(0)
     try:
-        with pytest.raises(DecodeError, match="permission denied"):
-            load_image(path)
+        done = subprocess.run([*prefix, sys.executable, "-c", UNREADABLE, str(path)], capture_output=True,
+                              text=True, env=child_env(), timeout=60)
     finally:
         path.chmod(0o644)
+    assert done.stdout.strip() == "permission denied", done.stderr
 
 
 def test_invalid_raw_mode_is_a_programming_error(tmp_path: Path) -> None:
@@ -591,3 +604,17 @@ def test_originals_are_not_modified(tmp_path: Path) -> None:
     for path in paths:
         load_image(path, DecodeHint(long_side=32))
     assert [_digest(path) for path in paths] == before
+
+
+@pytest.mark.parametrize("factor", [1, 2, 4, 8])
+def test_strict_jpeg_decode_gives_opencvs_pixels(tmp_path: Path, factor: int) -> None:
+    """The JPEG decoder changed from OpenCV to libjpeg-turbo's strict mode: verdicts must not move."""
+    rng = np.random.default_rng(factor)
+    pixels = cv2.GaussianBlur(rng.integers(0, 255, (333, 517, 3)).astype(np.uint8), (0, 0), 1.5)
+    data = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 88])[1].tobytes()
+    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+             8: cv2.IMREAD_REDUCED_COLOR_8}[factor]
+    expected = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    decoded, warning = imdecode_jpeg("x.jpg", data, factor)
+    assert warning is None
+    np.testing.assert_array_equal(decoded, expected)

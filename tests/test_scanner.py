@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scan_fixtures import BrightSpotDetector, tree_hashes, write_jpeg
 
-from ipad_qc.scanner import DecodeJob, DecodeOutcome, ScanOptions, _Pipeline, decode_job, scan
+from ipad_qc.scanner import DecodeJob, DecodeOutcome, LocalPipeline, ScanOptions, decode_job, scan
 from ipad_qc.store import RESULT_COLUMNS, ResultStore
 
 CSV_CONTRACT = ["path", "status", "error", "label", "score_clean", "score_ghosting", "score_flare", "score_moire",
@@ -159,10 +159,10 @@ def test_worker_crash_fails_only_the_crashing_file(shots: Path, tmp_path: Path) 
     detector = BrightSpotDetector()
     summary = ScanSummary(tmp_path / "run", shots, detector.name)
     with ResultStore(tmp_path / "run") as store:
-        from ipad_qc.scanner import _SilentListener, plan_jobs
+        from ipad_qc.scanner import SilentListener, plan_jobs
 
         jobs, _ = plan_jobs(walk(shots).files, {}, "h", options, detector.decode_hint)
-        _Pipeline(detector, store, "h", options, _SilentListener(), summary, decode=crash_on_marked_files).run(jobs)
+        LocalPipeline(detector, store, "h", options, SilentListener(), summary, decode=crash_on_marked_files).run(jobs)
         rows = {r["path"]: r for r in store.rows()}
     assert len(rows) == 10
     assert "crashed" in rows["crash_me.jpg"]["error"]

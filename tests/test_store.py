@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from ipad_qc.store import DB_NAME, SCHEMA_VERSION, ResultStore
+from ipad_qc.runfolder import RunFolderError
+from ipad_qc.store import DB_NAME, SCHEMA_VERSION, ResultStore, StoreError
 
 
 def row(path: str, **values) -> dict:
@@ -37,10 +38,10 @@ def test_status_is_constrained(tmp_path: Path) -> None:
         store.put_batch([row("a.jpg", status="maybe")])
 
 
-def test_delete_missing_and_update_stat(tmp_path: Path) -> None:
+def test_delete_and_update_stat(tmp_path: Path) -> None:
     with ResultStore(tmp_path) as store:
         store.put_batch([row("a.jpg"), row("b.jpg")])
-        assert store.delete_missing({"a.jpg"}) == ["b.jpg"]
+        store.delete(["b.jpg"])
         store.update_stat("a.jpg", 99, 77)
         known = store.known_files()
     assert list(known) == ["a.jpg"]
@@ -50,7 +51,7 @@ def test_delete_missing_and_update_stat(tmp_path: Path) -> None:
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     with ResultStore(tmp_path) as store:
         store.set_meta("schema_version", str(SCHEMA_VERSION + 1))
-    with pytest.raises(RuntimeError, match="newer ipad-qc"):
+    with pytest.raises(StoreError, match="newer ipad-qc"):
         ResultStore(tmp_path)
 
 
@@ -72,7 +73,7 @@ def test_readonly_store_writes_nothing(tmp_path: Path) -> None:
     before = {name: hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() for name in os.listdir(tmp_path)}
     with ResultStore(tmp_path, readonly=True) as store:
         assert [r["path"] for r in store.rows()] == ["a.jpg"]
-        with pytest.raises(sqlite3.OperationalError):
+        with pytest.raises(RunFolderError):
             store.put_batch([row("b.jpg")])
     after = {name: hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() for name in os.listdir(tmp_path)}
     assert after == before, "a read-only reader must not create or change any file"

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from fault_fixtures import child_env, unprivileged
 
 from ipad_qc.walker import matches_any, walk
 
@@ -84,16 +88,27 @@ def test_output_folder_inside_root_is_not_scanned(tmp_path: Path) -> None:
     assert relpaths(walk(tmp_path, skip_dirs=[tmp_path / "runs" / "today"])) == ["a.jpg"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads folders whatever their permissions")
+UNREADABLE_WALK = """
+import json, sys
+from ipad_qc.walker import walk
+result = walk(sys.argv[1])
+print(json.dumps([[found.relpath for found in result.files], result.problems]))
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="chmod 000 only blocks reading on POSIX")
 def test_unreadable_folder_is_reported(tmp_path: Path) -> None:
+    prefix = unprivileged()  # as root, in a user namespace where permission bits bind
     touch(tmp_path, "ok.jpg", "locked/x.jpg")
     (tmp_path / "locked").chmod(0)
     try:
-        result = walk(tmp_path)
+        done = subprocess.run([*prefix, sys.executable, "-c", UNREADABLE_WALK, str(tmp_path)], capture_output=True,
+                              text=True, env=child_env(), timeout=60)
     finally:
         (tmp_path / "locked").chmod(0o755)
-    assert relpaths(result) == ["ok.jpg"]
-    assert result.problems and result.problems[0][0] == "locked/"
+    files, problems = json.loads(done.stdout)
+    assert files == ["ok.jpg"]
+    assert problems and problems[0][0] == "locked/"
 
 
 def test_single_file_root(tmp_path: Path) -> None:

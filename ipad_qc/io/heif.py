@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from ipad_qc.io.budget import check_pixels
 from ipad_qc.io.stored import StoredPixels
 from ipad_qc.io.types import DecodeError
 
 INSTALL_HINT = "HEIF/HEIC support is not installed: pip install 'ipad-qc[heif]'"
 
 
-def decode_heif(path: str) -> StoredPixels:
-    """Decode the primary image of a HEIF file (RGB or RGBA) at full size."""
+def decode_heif(path: str, max_pixels: int | None = None) -> StoredPixels:
+    """Decode the primary image of a HEIF file (RGB or RGBA) at full size, within ``max_pixels``."""
     try:
         import pillow_heif
     except ImportError as exc:
         raise DecodeError(path, INSTALL_HINT) from exc
     try:
-        heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=False)
+        heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=False)  # reads the container, not the pixels
+        check_pixels(path, "heif", *heif.size, max_pixels)
         pixels = np.ascontiguousarray(np.asarray(heif))
     except (ValueError, RuntimeError, OSError) as exc:
         raise DecodeError(path, f"corrupt or unsupported HEIF ({exc})") from exc

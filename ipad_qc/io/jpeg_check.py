@@ -17,7 +17,9 @@ FF D9 bytes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 
@@ -78,12 +80,12 @@ def _marker_codes(data: bytes, start: int) -> np.ndarray:
     return tail[1:][tail[:-1] == 0xFF]
 
 
-def _read_layout(data: bytes) -> _ScanLayout | None:
-    """Walk the marker segments from SOI to the first SOS; ``None`` if they do not lead there."""
-    pos, frame, frame_marker, restart_interval = 2, b"", 0, 0
+def _segments(data: bytes) -> Iterator[tuple[int, bytes, int]]:
+    """(marker, segment, end offset) of each marker segment from SOI on, up to and including SOS."""
+    pos = 2
     while pos + 4 <= len(data):
         if data[pos] != 0xFF:
-            return None
+            return
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte before a marker
             pos += 1
@@ -92,14 +94,51 @@ def _read_layout(data: bytes) -> _ScanLayout | None:
             pos += 2
             continue
         length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-        segment = data[pos + 4 : pos + 2 + length]
+        yield marker, data[pos + 4 : pos + 2 + length], pos + 2 + length
+        if marker == 0xDA:
+            return
+        pos += 2 + length
+
+
+def frame_size(handle: BinaryIO) -> tuple[int, int, bool] | None:
+    """(width, height, Huffman-coded) from the frame header of the JPEG file ``handle``, or ``None``.
+
+    Reads only segment headers and seeks past their bodies (EXIF, ICC, depth maps in extended XMP
+    can take megabytes before the frame header), so a picture is sized before the file is read.
+    """
+    handle.seek(2)
+    while True:
+        head = handle.read(4)
+        if len(head) < 4 or head[0] != 0xFF:
+            return None
+        marker = head[1]
+        if marker == 0xFF:  # fill byte before a marker
+            handle.seek(-3, 1)
+            continue
+        if marker in _NO_LENGTH_MARKERS:
+            handle.seek(-2, 1)
+            continue
+        length = int.from_bytes(head[2:4], "big")
+        if marker in _FRAME_MARKERS:
+            segment = handle.read(5)
+            if len(segment) < 5:
+                return None
+            return int.from_bytes(segment[3:5], "big"), int.from_bytes(segment[1:3], "big"), marker < 0xC8
+        if marker == 0xDA or length < 2:
+            return None
+        handle.seek(length - 2, 1)
+
+
+def _read_layout(data: bytes) -> _ScanLayout | None:
+    """Walk the marker segments from SOI to the first SOS; ``None`` if they do not lead there."""
+    frame, frame_marker, restart_interval = b"", 0, 0
+    for marker, segment, end in _segments(data):
         if marker in _FRAME_MARKERS:
             frame, frame_marker = segment, marker
         elif marker == 0xDD and len(segment) >= 2:
             restart_interval = int.from_bytes(segment[:2], "big")
         elif marker == 0xDA:
-            return _layout(frame, frame_marker, restart_interval, segment, pos + 2 + length)
-        pos += 2 + length
+            return _layout(frame, frame_marker, restart_interval, segment, end)
     return None
 
 

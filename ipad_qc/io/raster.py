@@ -1,22 +1,30 @@
-"""JPEG, PNG, BMP and WebP: header from Pillow, pixels from OpenCV.
+"""JPEG, PNG, BMP and WebP: header from Pillow, JPEG pixels from libjpeg-turbo, others from OpenCV.
 
-Pillow reads size and EXIF orientation without touching the pixels; OpenCV decodes, because
-libjpeg's DCT scaling (``IMREAD_REDUCED_COLOR_2/4/8``) lets a 24-megapixel JPEG be decoded
-straight to 1/8 size at a fraction of the cost. The file is read into memory once and decoded
-with ``cv2.imdecode``, which also sidesteps ``cv2.imread``'s trouble with non-ASCII paths.
+The header gives the stored size, which the decode budget checks (pixel limit, plausible file
+size) before the file is read into memory whole. Pillow then reads EXIF
+orientation without touching the pixels. JPEGs are decoded by libjpeg-turbo through simplejpeg,
+with DCT scaling (1/2, 1/4, 1/8) so a 24-megapixel JPEG is decoded straight to 1/8 size, in
+strict mode: libjpeg repairs damaged data silently (grey or smeared blocks, a warning on stderr at
+most), and strict mode turns the damage it notices ("premature end of data segment", bad Huffman
+codes) into an error naming it, the same pixels as OpenCV's decode otherwise. JPEGs simplejpeg
+cannot decode (CMYK, 12-bit) and the other formats go through ``cv2.imdecode``.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import cv2
 import numpy as np
+import simplejpeg
 from PIL import BmpImagePlugin, ImageFile, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
 from ipad_qc.io import orientation as orient
+from ipad_qc.io.budget import MAX_IN_MEMORY_BYTES, check_pixels, check_size, header_size
 from ipad_qc.io.jpeg_check import TRUNCATED_REASON, truncation_reason
 from ipad_qc.io.stored import StoredPixels
 from ipad_qc.io.types import DecodeError, DecodeHint
@@ -30,6 +38,7 @@ _HEADER_READERS: dict[str, type[ImageFile.ImageFile]] = {
     "bmp": BmpImagePlugin.BmpImageFile,
     "webp": WebPImagePlugin.WebPImageFile,
 }
+RASTER_FORMATS = frozenset(_HEADER_READERS)  # what decode_raster decodes
 _EXIF_ORIENTATION = 0x0112
 _EOI = b"\xff\xd9"
 _JPEG_REDUCED_FLAGS = {
@@ -40,6 +49,8 @@ _JPEG_REDUCED_FLAGS = {
 }
 # Keep 16-bit depth and grey; alpha is dropped by ANYCOLOR. Orientation is applied by the loader.
 _AS_STORED = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR | cv2.IMREAD_IGNORE_ORIENTATION
+# libjpeg warnings that do not mean lost picture data (padding after the last block, odd metadata).
+_HARMLESS_JPEG_WARNINGS = ("extraneous bytes before marker", "unknown JFIF revision", "Bogus", "Adobe")
 
 
 @dataclass
@@ -50,12 +61,39 @@ class _Header:
     warnings: list[str] = field(default_factory=list)
 
 
-def decode_raster(
-    path: str, data: bytes, fmt: str, hint: DecodeHint | None, allow_partial: bool
-) -> StoredPixels:
-    """Decode a JPEG/PNG/BMP/WebP held in ``data`` at the smallest size that satisfies ``hint``."""
+def _check_header(handle: BinaryIO, path: str, fmt: str, max_pixels: int | None) -> None:
+    file_size = os.fstat(handle.fileno()).st_size
+    size = header_size(handle, fmt)
+    if size is not None:
+        check_size(path, fmt, size, file_size, max_pixels, whole=True)
+    elif file_size > MAX_IN_MEMORY_BYTES:
+        raise DecodeError(path, f"corrupt {fmt.upper()}: no picture size in its header, and too large to read "
+                                f"({file_size / 2**20:,.0f} MB)")
+
+
+def check_budget(path: str, fmt: str, max_pixels: int | None) -> None:
+    """Raise :class:`DecodeError` when the size the file's header states fails the decode budget
+    (:mod:`ipad_qc.io.budget`), reading only the header."""
+    with open(path, "rb") as handle:
+        _check_header(handle, path, fmt, max_pixels)
+
+
+def read_file(path: str, fmt: str, max_pixels: int | None) -> bytes:
+    """The whole file, once the size its header states passed the decode budget."""
+    with open(path, "rb") as handle:
+        _check_header(handle, path, fmt, max_pixels)
+        handle.seek(0)
+        return handle.read()
+
+
+def decode_raster(path: str, fmt: str, hint: DecodeHint | None, allow_partial: bool,
+                  max_pixels: int | None) -> StoredPixels:
+    """Decode a JPEG/PNG/BMP/WebP file at the smallest size that satisfies ``hint``."""
+    data = read_file(path, fmt, max_pixels)
     header = read_header(data, fmt)
     notes = header.warnings if header else ["header unreadable by Pillow; orientation assumed 1"]
+    if header:
+        check_pixels(path, fmt, header.width, header.height, max_pixels)
     if fmt == "jpeg":
         reason = truncation_reason(data)
         if reason and not allow_partial:
@@ -67,7 +105,11 @@ def decode_raster(
     factor = 1
     if fmt == "jpeg" and header and hint:
         factor = dct_factor(header.width, header.height, hint.target_size(header.width, header.height))
-    pixels = imdecode_jpeg(path, data, factor) if fmt == "jpeg" else imdecode_stored(path, data, fmt)
+    if fmt == "jpeg":
+        pixels, warning = imdecode_jpeg(path, data, factor, allow_partial=allow_partial)
+        notes += [warning] if warning else []
+    else:
+        pixels = imdecode_stored(path, data, fmt)
     height, width = pixels.shape[:2]
     return StoredPixels(
         pixels=pixels,
@@ -121,9 +163,36 @@ def dct_factor(width: int, height: int, target: tuple[int, int]) -> int:
     return 1
 
 
-def imdecode_jpeg(path: str, data: bytes, factor: int) -> np.ndarray:
-    """BGR pixels of a JPEG (also a RAW file's embedded preview) decoded at 1/``factor`` size."""
-    return _imdecode(data, _JPEG_REDUCED_FLAGS[factor] | cv2.IMREAD_IGNORE_ORIENTATION, "jpeg", path)
+def imdecode_jpeg(path: str, data: bytes, factor: int, allow_partial: bool = False) -> tuple[np.ndarray, str | None]:
+    """BGR pixels of a JPEG (also a RAW file's embedded preview) decoded at 1/``factor`` size, and the
+    warning libjpeg gave, if any.
+
+    Damage libjpeg notices (data missing or garbled in the middle of the file) raises
+    :class:`DecodeError` unless ``allow_partial``, which decodes what is there with a warning.
+    """
+    width, height = _jpeg_size(data)
+    sizes = {"min_width": -(-width // factor), "min_height": -(-height // factor)} if width else {}
+    try:
+        return simplejpeg.decode_jpeg(data, "BGR", strict=True, **sizes), None
+    except ValueError as exc:
+        warning = str(exc)
+    try:  # without strict mode only fatal errors raise: what strict mode raised was a warning
+        pixels = simplejpeg.decode_jpeg(data, "BGR", strict=False, **sizes)
+    except ValueError:  # CMYK, 12-bit or otherwise beyond TurboJPEG: OpenCV's libjpeg may still read it
+        return _imdecode(data, _JPEG_REDUCED_FLAGS[factor] | cv2.IMREAD_IGNORE_ORIENTATION, "jpeg", path), None
+    if any(text in warning for text in _HARMLESS_JPEG_WARNINGS):
+        return pixels, f"libjpeg: {warning}"
+    if not allow_partial:
+        raise DecodeError(path, f"corrupt JPEG: image data is damaged or missing (libjpeg: {warning})")
+    return pixels, f"corrupt JPEG (libjpeg: {warning}); decoded the damaged picture"
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    try:
+        height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+    except ValueError:
+        return 0, 0
+    return width, height
 
 
 def imdecode_stored(path: str, data: bytes, fmt: str) -> np.ndarray:

@@ -19,6 +19,7 @@ import numpy as np
 import rawpy
 
 from ipad_qc.io import orientation as orient
+from ipad_qc.io.budget import check_pixels
 from ipad_qc.io.raster import dct_factor, imdecode_jpeg, read_header
 from ipad_qc.io.stored import StoredPixels
 from ipad_qc.io.types import DecodeError, DecodeHint
@@ -34,11 +35,12 @@ _MIN_PLAUSIBLE_WHITE = 1023  # no sensor digitises to fewer than 10 bits: lower 
 _LIBRAW_ERRORS = (rawpy.LibRawError, rawpy.NotSupportedError)
 
 
-def decode_raw(path: str, hint: DecodeHint | None, mode: str) -> StoredPixels:
+def decode_raw(path: str, hint: DecodeHint | None, mode: str, max_pixels: int | None = None) -> StoredPixels:
     """Decode a RAW file in ``mode`` (one of :data:`RAW_MODES`), in the sensor's orientation."""
     try:
         with rawpy.imread(path) as raw:
             sizes = raw.sizes  # read before postprocess(), which rewrites them (half size, flip)
+            check_pixels(path, "raw", sizes.raw_width, sizes.raw_height, max_pixels)
             _check_file_size(path, sizes)
             if mode == "preview":
                 preview, reason = _preview(path, raw, sizes, hint)
@@ -83,7 +85,7 @@ def _preview(
     if min(size) < min(target):
         return None, "preview too small"
     try:
-        pixels = imdecode_jpeg(path, thumb.data, dct_factor(*size, target)) if is_jpeg else thumb.data
+        pixels = imdecode_jpeg(path, thumb.data, dct_factor(*size, target))[0] if is_jpeg else thumb.data
     except DecodeError:
         return None, "preview unreadable"
     return _stored(sizes, pixels, raw.white_level, "raw-preview", [], bgr=is_jpeg), ""  # bitmaps are RGB

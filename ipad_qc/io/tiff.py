@@ -8,15 +8,16 @@ orientation tag (274) is read by tifffile and applied by the loader.
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 import numpy as np
 import tifffile
 from tifffile import PHOTOMETRIC, PLANARCONFIG, TIFF
 
 from ipad_qc.io import orientation as orient
+from ipad_qc.io.budget import StoredSize, check_size
 from ipad_qc.io.pixels import shrink_to
-from ipad_qc.io.raster import imdecode_stored
+from ipad_qc.io.raster import imdecode_stored, read_file
 from ipad_qc.io.stored import StoredPixels
 from ipad_qc.io.types import DecodeError, DecodeHint
 
@@ -24,25 +25,49 @@ _ORIENTATION_TAG = 274
 _NATIVE_DTYPES = frozenset("BHefd")  # uint8, uint16, float16/32/64: what tifffile returns as is
 
 
-def decode_tiff(path: str, hint: DecodeHint | None) -> StoredPixels:
-    """Decode the first page of a TIFF file to uint8/uint16 samples in its stored orientation."""
+def decode_tiff(path: str, hint: DecodeHint | None, max_pixels: int | None = None) -> StoredPixels:
+    """Decode the first page of a TIFF file to uint8/uint16 samples in its stored orientation.
+
+    The page's size is checked against ``max_pixels`` and, for codecs with a bounded ratio, against
+    the file's size (see :mod:`ipad_qc.io.budget`) before any pixel is decoded.
+    """
     try:
         with tifffile.TiffFile(path) as tif:
+            if not tif.pages:
+                raise DecodeError(path, "corrupt TIFF: it holds no image (no readable page)")
             page = tif.pages.first
             width, height, bits = int(page.imagewidth), int(page.imagelength), int(page.bitspersample)
+            _check_budget(path, page, max_pixels)
             orientation = int(page.tags.valueof(_ORIENTATION_TAG, 1))
             pixels = _page_pixels(page) if _tifffile_handles(page) else None
     except (tifffile.TiffFileError, ValueError, KeyError, IndexError, OSError) as exc:
-        raise DecodeError(path, f"corrupt or unsupported TIFF ({type(exc).__name__}: {exc})") from exc
+        raise DecodeError(path, f"corrupt or unsupported TIFF ({_reason(exc)})") from exc
     bgr = pixels is None
     if bgr:
-        pixels = imdecode_stored(path, Path(path).read_bytes(), "tiff")
+        pixels = imdecode_stored(path, read_file(path, "tiff", max_pixels), "tiff")
     target = hint.target_size(width, height) if hint else (width, height)
     pixels, notes = _as_integer(shrink_to(pixels, target), path)
     if not orient.is_valid(orientation):
         notes.append(f"invalid TIFF orientation {orientation}; assumed 1")
         orientation = 1
     return StoredPixels(pixels, width, height, bits, "full", orientation, notes, bgr=bgr)
+
+
+_CODECS = {1: "none", 32773: "packbits", 8: "deflate", 32946: "deflate", 5: "lzw"}
+
+
+def _check_budget(path: str, page: tifffile.TiffPage, max_pixels: int | None) -> None:
+    bits = int(page.bitspersample) * int(page.samplesperpixel)
+    size = StoredSize(int(page.imagewidth), int(page.imagelength), _CODECS.get(int(page.compression)), bits)
+    check_size(path, "tiff", size, os.path.getsize(path), max_pixels, whole=False)
+
+
+def _reason(exc: Exception) -> str:
+    """tifffile's words for a broken file; a bare ``IndexError: 0`` or ``KeyError`` says nothing by itself."""
+    text = str(exc).strip("'\"")
+    if isinstance(exc, IndexError | KeyError) or not text or text.isdigit():
+        return f"a required tag or page is missing ({type(exc).__name__} {text})".replace(" )", ")")
+    return f"{type(exc).__name__}: {text}"
 
 
 def _tifffile_handles(page: tifffile.TiffPage) -> bool:

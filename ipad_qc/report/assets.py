@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import multiprocessing
 import os
+import re
 import shutil
 from collections.abc import Iterable, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +25,16 @@ import cv2
 import numpy as np
 
 from ipad_qc.io import DecodeError, DecodeHint, load_image
-from ipad_qc.outputs import THUMB_DIR, THUMB_SIDE, VIEW_SIDE, atomic_write, thumbnail_name, write_thumbnails
+from ipad_qc.outputs import MASK_DIR, THUMB_DIR, THUMB_SIDE, VIEW_SIDE, thumbnail_name, write_thumbnails
+from ipad_qc.runfolder import UnsafePathError, atomic_write, inside, original
+from ipad_qc.scanning.jobs import decode_pool
 
 # Overlay colours (RGB) match the class colours of the page.
 OVERLAY_COLOURS: dict[str, tuple[int, int, int]] = {
     "ghosting": (255, 64, 64), "flare": (255, 170, 0), "moire": (40, 150, 255),
 }
 _FILL_ALPHA = 0.35
+_HEX_DIGEST = re.compile(r"[0-9a-f]{8,128}")
 _POOL_MIN_JOBS = 6  # below this, starting worker processes costs more than it saves
 
 
@@ -46,6 +49,7 @@ class AssetRequest:
     width: int
     height: int
     want_view: bool
+    refused: str | None = None  # why a path of the row was not followed (it led out of its folder)
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ def planned_assets(request: AssetRequest) -> RowAssets:
         view=thumbnail_name(digest, VIEW_SIDE) if digest and request.want_view else None,
         overlay=f"{stem}-{THUMB_SIDE}.png" if stem else None,
         view_overlay=f"{stem}-{VIEW_SIDE}.png" if stem and request.want_view else None,
-        problem=f"mask not found: {request.mask}" if request.mask and not stem else None,
+        problem=request.refused or (f"mask not found: {request.mask}" if request.mask and not stem else None),
     )
 
 
@@ -179,7 +183,7 @@ def _plan_job(request: AssetRequest, plan: RowAssets, folder: Path,
     if plan.thumb is None:
         problem = "no thumbnail: the results row has no content hash"
     elif images and not (request.source and request.source.is_file()):
-        problem = f"original not found: {request.source or 'scanned folder unknown'}"
+        problem = request.refused or f"original not found: {request.source or 'scanned folder unknown'}"
         images = []
     if not images and not overlays:
         return None, problem
@@ -191,9 +195,7 @@ def _run_jobs(jobs: Mapping[str, _Job], workers: int | None) -> dict[str, str | 
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
     if workers < 1 or len(jobs) < _POOL_MIN_JOBS:
         return {key: _run_job(job) for key, job in jobs.items()}
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with decode_pool(workers) as pool:  # the scan's worker setup: one OpenCV thread, exit with this process
         futures = {key: pool.submit(_run_job, job) for key, job in jobs.items()}
         return {key: _outcome(future) for key, future in futures.items()}
 
@@ -214,13 +216,26 @@ def _available(plan: RowAssets, present: set[str], problem: str | None) -> RowAs
 
 
 def asset_request(row: Mapping[str, Any], root: Path | None, run_dir: Path, want_view: bool) -> AssetRequest | None:
-    """The pictures a result row needs, or ``None`` for rows with nothing to draw (decode errors)."""
+    """The pictures a result row needs, or ``None`` for rows with nothing to draw (decode errors).
+
+    The row's paths are data from a database someone may have edited: the original must lie under
+    the scanned folder and the mask under ``masks/``, else the picture is left out and the row says why.
+    """
     if row.get("status") != "ok":
         return None
-    source = root / row["path"] if root is not None else None
-    mask = run_dir / row["mask_path"] if row.get("mask_path") else None
-    return AssetRequest(source, row.get("content_hash"), mask, row.get("label"), int(row.get("width") or 0),
-                        int(row.get("height") or 0), want_view)
+    source = mask = refused = None
+    try:
+        source = original(root, row["path"]) if root is not None else None
+        mask = inside(run_dir, row["mask_path"], under=MASK_DIR) if row.get("mask_path") else None
+    except UnsafePathError as exc:
+        refused = f"refused: {exc}"
+    digest = row.get("content_hash")  # names cached pictures: only a hash, never a path
+    digest = digest if isinstance(digest, str) and _HEX_DIGEST.fullmatch(digest) else None
+    try:
+        width, height = int(row.get("width") or 0), int(row.get("height") or 0)
+    except (TypeError, ValueError):
+        width = height = 0
+    return AssetRequest(source, digest, mask, row.get("label"), width, height, want_view, refused)
 
 
 def prune(folder: Path, keep: Iterable[str]) -> int:

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from ipad_qc.classes import ARTIFACT_CLASSES, CLASS_NAMES
-from ipad_qc.outputs import atomic_write
 from ipad_qc.report.assets import THUMB_DIR, AssetLinker, RowAssets, asset_request, ensure_assets, inline_size, prune
 from ipad_qc.report.page import choose_inline, render_page
-from ipad_qc.report.run import has_artifact, open_run
+from ipad_qc.report.run import Run, has_artifact, open_run
+from ipad_qc.runfolder import atomic_write, lock
 
 REPORT_NAME = "report.html"
 PAGE_SIZE = 50
@@ -66,8 +66,17 @@ def _row_values(row: dict[str, Any], assets: RowAssets | None, linker: AssetLink
 
 
 def build_report(run_dir: str | Path, layout: str = "auto", workers: int | None = None) -> PageResult:
-    """Write ``report.html`` into the run folder (``layout``: ``auto``, ``single`` or ``folder``)."""
+    """Write ``report.html`` into the run folder (``layout``: ``auto``, ``single`` or ``folder``).
+
+    Holds the run folder's lock (a scan writing thumbnails at the same time would race the cache
+    pruning); raises :class:`~ipad_qc.runfolder.RunFolderError` when the folder is in use or unwritable.
+    """
     run = open_run(run_dir)
+    with lock(run.dir):
+        return _build(run, layout, workers)
+
+
+def _build(run: Run, layout: str, workers: int | None) -> PageResult:
     requests = {row["path"]: request for row in run.rows
                 if (request := asset_request(row, run.root, run.dir, want_view=has_artifact(row))) is not None}
     cache = run.dir / THUMB_DIR

@@ -10,11 +10,13 @@ from rich.console import Console
 from rich.table import Table
 
 from ipad_qc.classes import ARTIFACT_CLASSES, parse_class_list
+from ipad_qc.names import markup
 from ipad_qc.report.build import PageResult, build_report
 from ipad_qc.report.compare import COMPARE_CSV, COMPARE_PAGE, DEFAULT_TOLERANCE, Comparison, compare_runs, key_function
 from ipad_qc.report.page import LAYOUTS, SINGLE_FILE_LIMIT
 from ipad_qc.report.run import ReportError
 from ipad_qc.report.screenshot import screenshot
+from ipad_qc.runfolder import EXIT_RUN_FOLDER, RunFolderError
 
 EXIT_REGRESSION = 3  # the same code as `scan --fail-on`: "CI gate tripped"
 _LAYOUT_HELP = (f"`single`: one HTML file with the thumbnails embedded (mail it, attach it to a ticket); `folder`: "
@@ -24,17 +26,19 @@ _LAYOUT_HELP = (f"`single`: one HTML file with the thumbnails embedded (mail it,
 err_console = Console(stderr=True)
 
 
-def _fail(exc: Exception) -> None:
-    err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-    sys.exit(2)
+def _fail(exc: Exception, code: int = 2) -> None:
+    err_console.print(f"[red]error:[/red] {markup(exc)}", highlight=False, soft_wrap=True)
+    sys.exit(code)
 
 
 def _describe(page: PageResult, console: Console) -> None:
     size = page.size_bytes / 2**20
     where = "one file" if page.layout == "single" else f"folder layout: share it with {page.path.parent / 'thumbs'}"
-    console.print(f"{page.path} ({page.rows} rows, {size:.1f} MB, {where})", highlight=False, soft_wrap=True)
+    console.print(f"{markup(page.path)} ({page.rows} rows, {size:.1f} MB, {markup(where)})", highlight=False,
+                  soft_wrap=True)
     for path, reason in page.problems[:5]:
-        console.print(f"[yellow]no thumbnail[/yellow] {path}: {reason}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]no thumbnail[/yellow] {markup(path)}: {markup(reason)}", highlight=False,
+                      soft_wrap=True)
     if len(page.problems) > 5:
         console.print(f"... and {len(page.problems) - 5} more rows without thumbnails")
 
@@ -44,8 +48,9 @@ def write_scan_report(run_dir: Path, quiet: bool, layout: str = "auto") -> None:
     try:
         with Console(stderr=True, quiet=quiet).status("writing report.html (thumbnails of new images)"):
             page = build_report(run_dir, layout)
-    except (ReportError, OSError) as exc:
-        err_console.print(f"[yellow]warning:[/yellow] report not written: {exc}", highlight=False, soft_wrap=True)
+    except (ReportError, RunFolderError, OSError) as exc:
+        err_console.print(f"[yellow]warning:[/yellow] report not written: {markup(exc)}", highlight=False,
+                          soft_wrap=True)
         return
     console = Console(quiet=quiet)
     console.print("report: ", end="")
@@ -79,6 +84,10 @@ def report_command(run_dir: Path, layout: str, workers: int | None, screenshot_p
     \b
     Thumbnails are cached in RUN_DIR/thumbs/ (by content), so rebuilding is fast. Originals are
     read from the scanned folder recorded in the run; rows whose original moved keep their mask.
+
+    \b
+    Exit codes: 0 written, 2 not a readable run folder, 4 the run folder could not be written
+    (disk full, read-only, or in use by a scan).
     """
     try:
         page = build_report(run_dir, layout, workers)
@@ -87,6 +96,8 @@ def report_command(run_dir: Path, layout: str, workers: int | None, screenshot_p
             click.echo(f"screenshot: {screenshot(page.path, screenshot_path, browser)}")
     except ReportError as exc:
         _fail(exc)
+    except RunFolderError as exc:
+        _fail(exc, EXIT_RUN_FOLDER)
 
 
 def _summary_table(comparison: Comparison) -> Table:
@@ -108,15 +119,15 @@ def _print_comparison(comparison: Comparison, console: Console) -> None:
     for side, paths in comparison.ignored.items():
         if paths:
             console.print(f"[yellow]{len(paths)} path(s) of run {side} do not match --key and were left out[/yellow]"
-                          f" (first: {paths[0]})", highlight=False, soft_wrap=True)
+                          f" (first: {markup(paths[0])})", highlight=False, soft_wrap=True)
     for pair in comparison.pairs[:10]:
         if pair.verdict == "regression":
             worse = ", ".join(f"{name} {change.replace('_', ' ')}" for name, change in pair.changes.items()
                               if change in ("newly_flagged", "score_up"))
-            console.print(f"[red]regression[/red] {pair.key}: {worse}", highlight=False, soft_wrap=True)
+            console.print(f"[red]regression[/red] {markup(pair.key)}: {worse}", highlight=False, soft_wrap=True)
     console.print("page: ", end="")
     _describe(comparison.page, console)
-    console.print(f"table: {comparison.csv_path}", highlight=False, soft_wrap=True)
+    console.print(f"table: {markup(comparison.csv_path)}", highlight=False, soft_wrap=True)
 
 
 def _parse_gate(value: str | None) -> list[str] | None:

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from ipad_qc.classes import ARTIFACT_CLASSES
-from ipad_qc.outputs import atomic_write
+from ipad_qc.outputs import formula_safe
 from ipad_qc.report.assets import THUMB_DIR, AssetLinker, asset_request, ensure_assets
 from ipad_qc.report.build import PAGE_SIZE, PageResult, page_facts, publish
 from ipad_qc.report.run import ReportError, Run, open_run
+from ipad_qc.runfolder import atomic_write
 
 COMPARE_PAGE = "compare.html"
 COMPARE_CSV = "compare.csv"
@@ -176,7 +177,7 @@ def csv_text(comparison: Comparison) -> str:
                           "" if delta is None else f"{delta:.4f}", pair.changes.get(name, "")]
         sides = [_get(row, name) for name in ("path", "status", "label") for row in (pair.a, pair.b)]
         errors = [_get(row, "error") for row in (pair.a, pair.b)]
-        writer.writerow([pair.key, pair.verdict, *sides, *per_class, *errors])
+        writer.writerow([formula_safe(value) for value in (pair.key, pair.verdict, *sides, *per_class, *errors)])
     return buffer.getvalue()
 
 

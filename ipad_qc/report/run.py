@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ipad_qc.store import DB_NAME, ResultStore
+from ipad_qc.names import printable
+from ipad_qc.store import DB_NAME, ResultStore, StoreError
 
 
 class ReportError(Exception):
@@ -38,14 +39,16 @@ def open_run(run_dir: str | Path) -> Run:
     """Load a run folder's results; a folder without a results database is a one-line error."""
     folder = Path(run_dir)
     if not (folder / DB_NAME).is_file():
-        raise ReportError(f"{folder}: not an ipad-qc run folder (no {DB_NAME}); run `ipad-qc scan` first")
+        raise ReportError(f"{printable(folder)}: not an ipad-qc run folder (no {DB_NAME}); run `ipad-qc scan` first")
     try:
         with ResultStore(folder, readonly=True) as store:
-            root = store.get_meta("root")
+            root = store.scanned_folder()
             rows = list(store.rows())
-    except (sqlite3.DatabaseError, RuntimeError) as exc:
-        raise ReportError(f"{folder / DB_NAME}: cannot read the results ({exc})") from None
-    return Run(folder, Path(root) if root else None, rows)
+    except StoreError as exc:
+        raise ReportError(str(exc)) from None
+    except sqlite3.DatabaseError as exc:
+        raise ReportError(f"{printable(folder / DB_NAME)}: cannot read the results ({exc})") from None
+    return Run(folder, root, rows)
 
 
 def has_artifact(row: dict[str, Any]) -> bool:

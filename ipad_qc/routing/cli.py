@@ -15,8 +15,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ipad_qc.cli_types import FiniteFloatRange
 from ipad_qc.gating import parse_fail_on
+from ipad_qc.names import markup
 from ipad_qc.routing.policy import (
+    MAX_TIMEOUT_S,
     SORT_MODES,
     HookSpec,
     PolicyError,
@@ -28,6 +31,7 @@ from ipad_qc.routing.policy import (
 from ipad_qc.routing.registry import available_hooks
 from ipad_qc.routing.repairs import RepairRecord
 from ipad_qc.routing.router import RouteError, RouteSummary, route
+from ipad_qc.runfolder import EXIT_RUN_FOLDER, RunFolderError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 err_console = Console(stderr=True)
@@ -48,8 +52,9 @@ class _RouteProgress:
     def advanced(self, path: str, records: list[RepairRecord]) -> None:
         for record in records:
             if record.status == "failed":
-                self.progress.console.print(f"[red]failed[/red] {path} ({record.artifact}, {record.hook}): "
-                                            f"{record.error}", highlight=False)
+                self.progress.console.print(f"[red]failed[/red] {markup(path)} ({record.artifact}, "
+                                            f"{markup(record.hook)}): {markup(record.error)}", highlight=False,
+                                            soft_wrap=True)
         self.progress.advance(self.task)
 
     def stop(self) -> None:
@@ -90,37 +95,42 @@ def _class_value(item: str, option: str) -> tuple[str, str]:
 
 
 def _print_plan(console: Console, summary: RouteSummary, policy: RoutingPolicy) -> None:
-    table = Table(title=f"route plan for {summary.run_dir} (dry run: nothing written)", header_style="bold")
+    table = Table(title=f"route plan for {markup(summary.run_dir)} (dry run: nothing written)", header_style="bold")
     for column in ("image", "classes (in order)", "hooks"):
         table.add_column(column)
     for path, classes in summary.plan:
         hooks = [f"sort:{policy.sort}" if policy.sort else policy.hooks[name].label for name in classes]
-        table.add_row(path, ", ".join(classes), " -> ".join(hooks))
+        table.add_row(markup(path), ", ".join(classes), markup(" -> ".join(hooks)))
     console.print(table)
     console.print(f"{len(summary.plan)} image(s) would be routed")
 
 
 def _print_summary(console: Console, summary: RouteSummary) -> None:
-    table = Table(title=f"ipad-qc route of {summary.run_dir}", header_style="bold")
+    table = Table(title=f"ipad-qc route of {markup(summary.run_dir)}", header_style="bold")
     for column in ("hook", "ok", "failed", "declined", "skipped"):
         table.add_column(column, justify="right" if column != "hook" else "left")
     for hook in sorted({hook for hook, _ in summary.statuses}):
-        table.add_row(hook, *(str(summary.statuses[(hook, status)]) for status in ("ok", "failed", "declined",
-                                                                                   "skipped")))
+        table.add_row(markup(hook), *(str(summary.statuses[(hook, status)]) for status in ("ok", "failed", "declined",
+                                                                                           "skipped")))
     console.print(table)
     console.print(f"{summary.routed} image(s) routed, {summary.skipped} already finished (skipped), "
                   f"{len(summary.failures)} failed step(s) in {summary.elapsed_s:.1f} s; "
-                  f"outputs under {summary.run_dir}/repaired or sorted/, details in the `repairs` table")
+                  f"outputs under {markup(summary.run_dir)}/repaired or sorted/, details in the `repairs` table",
+                  highlight=False)
 
 
 def run_route(run_dir: Path, policy: RoutingPolicy, *, dry_run: bool, force: bool, quiet: bool) -> int:
-    """Route with progress and summary; returns the exit code (0 ok, 1 failed steps, 2 usage, 130 interrupted)."""
+    """Route with progress and summary; returns the exit code (0 ok, 1 failed steps, 2 usage, 4 the run
+    folder could not be written, 130 interrupted)."""
     progress = _RouteProgress(Console(stderr=True), quiet or dry_run)
     try:
         summary = route(run_dir, policy, dry_run=dry_run, force=force, listener=progress)
     except RouteError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        err_console.print(f"[red]error:[/red] {markup(exc)}", highlight=False, soft_wrap=True)
         return EXIT_USAGE
+    except RunFolderError as exc:
+        err_console.print(f"[red]error:[/red] {markup(exc)}", highlight=False, soft_wrap=True)
+        return EXIT_RUN_FOLDER
     finally:
         progress.stop()
     if dry_run:
@@ -155,7 +165,7 @@ def _load(config: Path | None) -> RoutingPolicy:
                                                  "[default: ghosting,moire,flare].")
 @click.option("--sort", type=click.Choice(SORT_MODES), default=None,
               help="Do not repair: copy or link flagged originals into sorted/<class>/ for a downstream tool.")
-@click.option("--timeout", type=click.FloatRange(min=0.001), default=None,
+@click.option("--timeout", type=FiniteFloatRange(min=0.001, max=MAX_TIMEOUT_S), default=None,
               help="Seconds one hook may take on one image before it is killed. [default: 300]")
 @click.option("--references", metavar="GLOB",
               help="Burst frames for deghost, relative to the scanned root; {dir} {stem} {name} {ext} are the "
@@ -176,7 +186,7 @@ def route_command(run_dir: Path, config: Path | None, hooks: tuple[str, ...], co
 
     \b
     Exit codes: 0 done, 1 some repairs failed (listed, and in the table), 2 usage error,
-    130 interrupted (re-run to resume).
+    4 the run folder could not be written (disk full, read-only, in use), 130 interrupted (re-run to resume).
     """
     try:
         policy = _override(_load(config), hooks, commands, classes, order, sort, timeout, references)

@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 
 from ipad_qc.classes import ARTIFACT_CLASSES
+from ipad_qc.outputs import MAP_DIR, MASK_DIR
+from ipad_qc.runfolder import UnsafePathError, inside
 
 #: Channel of each class in an OpenCV (BGR) read of a map PNG that is stored as R, G, B.
 _BGR_CHANNEL = {name: 2 - index for index, name in enumerate(ARTIFACT_CLASSES)}
@@ -27,21 +29,27 @@ class MaskError(Exception):
     """The run folder holds no usable map or mask for an image."""
 
 
-def _read(run_dir: Path, relpath: str | None) -> np.ndarray | None:
-    if not relpath or not (run_dir / relpath).is_file():
+def _read(run_dir: Path, relpath: str | None, folder: str) -> np.ndarray | None:
+    """The PNG a row names in ``folder`` of the run folder; a path leading elsewhere is refused."""
+    if not relpath:
         return None
-    data = np.fromfile(run_dir / relpath, dtype=np.uint8)
-    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:
+        path = inside(run_dir, relpath, under=folder)
+    except UnsafePathError as exc:
+        raise MaskError(f"refused: {exc}") from None
+    if not path.is_file():
+        return None
+    return cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
 
 
 def class_region(run_dir: Path, row: Mapping[str, Any], artifact: str, size: tuple[int, int],
                  threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """``(mask, probability)`` of ``artifact`` at ``size`` (width, height): bool and float32 [0, 1]."""
-    probability = _read(run_dir, row.get("map_path"))
+    probability = _read(run_dir, row.get("map_path"), MAP_DIR)
     if probability is not None and probability.ndim == 3:
         probability = probability[..., _BGR_CHANNEL[artifact]]
     if probability is None:
-        probability = _read(run_dir, row.get("mask_path"))
+        probability = _read(run_dir, row.get("mask_path"), MASK_DIR)
     if probability is None:
         raise MaskError("no probability map or mask in the run folder for this image (re-scan it)")
     if probability.ndim == 3:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import sys
 from collections.abc import Mapping
@@ -50,6 +51,7 @@ DEFAULT_HOOKS = {"ghosting": "deghost", "flare": "deflare", "moire": "demoire"}
 #: moiré bands would disturb.
 DEFAULT_ORDER = ("ghosting", "moire", "flare")
 PLACEHOLDERS = ("input", "mask", "map", "output", "source", "class")
+MAX_TIMEOUT_S = 7 * 24 * 3600.0  # beyond a week "no timeout" is meant; waits longer than that overflow
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]+)\}")
 
 
@@ -154,10 +156,20 @@ def _with_options(spec: HookSpec, options: Mapping[str, Any]) -> HookSpec:
 
 
 def _number(value: Any, where: str, low: float, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < low or (high and value > high):
+    """A finite number in [low, high]: nan, inf, booleans and strings are configuration errors."""
+    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < low
+            or (high is not None and value > high)):
         bounds = f"between {low:g} and {high:g}" if high else f"at least {low:g}"
         raise PolicyError(f"{where}: must be a number {bounds}, got {value!r}")
     return float(value)
+
+
+def _table(section: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """``[route.<key>]``, which must be a table (``hooks = 5`` is a configuration error, not a crash)."""
+    value = section.get(key, {})
+    if not isinstance(value, Mapping):
+        raise PolicyError(f"route.{key}: must be a table ([route.{key}]), got {value!r}")
+    return value
 
 
 def _sort_mode(value: Any) -> str | None:
@@ -172,9 +184,9 @@ def policy_from_mapping(section: Mapping[str, Any]) -> RoutingPolicy:
     extra = sorted(set(section) - known)
     if extra:
         raise PolicyError(f"route.{extra[0]}: unknown setting; known: {', '.join(sorted(known))}")
-    options = section.get("options", {})
+    options = _table(section, "options")
     hooks = dict(RoutingPolicy().hooks)
-    for name, value in section.get("hooks", {}).items():
+    for name, value in _table(section, "hooks").items():
         spec = _hook_spec(_check_class(name, f"route.hooks.{name}"), value)
         if spec is None:
             hooks.pop(name, None)
@@ -182,12 +194,15 @@ def policy_from_mapping(section: Mapping[str, Any]) -> RoutingPolicy:
             hooks[name] = spec
     hooks = {name: _with_options(spec, options) for name, spec in hooks.items()}
     thresholds = {_check_class(name, f"route.thresholds.{name}"): _number(value, f"route.thresholds.{name}", 0, 1)
-                  for name, value in section.get("thresholds", {}).items()}
+                  for name, value in _table(section, "thresholds").items()}
+    references = section.get("references")
+    if references is not None and not isinstance(references, str):
+        raise PolicyError(f"route.references: must be a glob (a string), got {references!r}")
     return RoutingPolicy(
         hooks=hooks, thresholds=thresholds, order=parse_order(section.get("order", list(DEFAULT_ORDER))),
         mask_threshold=_number(section.get("mask_threshold", 0.5), "route.mask_threshold", 0, 1),
-        timeout_s=_number(section.get("timeout_s", 300), "route.timeout_s", 0.001),
-        references=section.get("references"), sort=_sort_mode(section.get("sort")),
+        timeout_s=_number(section.get("timeout_s", 300), "route.timeout_s", 0.001, MAX_TIMEOUT_S),
+        references=references, sort=_sort_mode(section.get("sort")),
     )
 
 
@@ -216,6 +231,9 @@ def load_policy(path: str | Path | None) -> RoutingPolicy:
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{path}: not valid TOML ({exc})") from None
     try:
-        return policy_from_mapping(document.get("route", {}))
+        section = document.get("route", {})
+        if not isinstance(section, Mapping):
+            raise PolicyError(f"route: must be a table ([route]), got {section!r}")
+        return policy_from_mapping(section)
     except PolicyError as exc:
         raise PolicyError(f"{path}: {exc}") from None

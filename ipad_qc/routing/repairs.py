@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator
-from contextlib import closing
+from contextlib import AbstractContextManager, closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ipad_qc.store import DB_NAME
+from ipad_qc.names import printable
+from ipad_qc.runfolder import UnsafePathError, inside, writing
+from ipad_qc.store import DB_NAME, StoreError
 
 STATUSES = ("ok", "failed", "declined", "skipped")
 
@@ -56,15 +58,35 @@ class RepairRecord:
     fingerprint: str | None = None
 
 
+def _output_exists(run_dir: Path, relpath: str) -> bool:
+    try:
+        return inside(run_dir, relpath).exists()
+    except UnsafePathError:  # a tampered row: not a finished repair, so it is redone
+        return False
+
+
 class RepairStore:
     """Read and write the ``repairs`` table of a run folder (its own connection, WAL like the scan's)."""
 
     def __init__(self, run_dir: str | Path) -> None:
-        self._db = sqlite3.connect(Path(run_dir) / DB_NAME)
+        self.run_dir = Path(run_dir)
+        self._db = sqlite3.connect(self.run_dir / DB_NAME)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        with self._db:
-            self._db.execute(_REPAIRS_TABLE)
+        try:
+            with self._writing("opening the repairs table"):
+                self._db.execute("PRAGMA journal_mode=WAL")
+                with self._db:
+                    self._db.execute(_REPAIRS_TABLE)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise StoreError(f"{printable(self.run_dir / DB_NAME)}: cannot hold the repairs table ({exc})") from None
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _writing(self, what: str) -> AbstractContextManager[None]:
+        """A full disk or a read-only folder is one :class:`~ipad_qc.runfolder.RunFolderError`."""
+        return writing(self.run_dir, f"{DB_NAME}, {what}")
 
     def close(self) -> None:
         self._db.close()
@@ -78,7 +100,7 @@ class RepairStore:
     def replace(self, path: str, records: Iterable[RepairRecord]) -> None:
         """Make ``records`` the only rows of ``path`` (one transaction)."""
         rows = [asdict(record) for record in records]
-        with self._db:
+        with self._writing("repair rows"), self._db:
             self._db.execute("DELETE FROM repairs WHERE path = ?", (path,))
             if rows:
                 names = list(rows[0])
@@ -95,7 +117,7 @@ class RepairStore:
         return bool(rows) and all(
             row["status"] in ("ok", "declined") and row["fingerprint"] == fingerprint
             and row["content_hash"] == content_hash
-            and (not row["output_path"] or (run_dir / row["output_path"]).exists())
+            and (not row["output_path"] or _output_exists(run_dir, row["output_path"]))
             for row in rows
         )
 

@@ -23,6 +23,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from ipad_qc.io import DecodedImage, DecodeError, load_image
+from ipad_qc.io.budget import DEFAULT_MAX_PIXELS
+from ipad_qc.io.files import file_hash
+from ipad_qc.names import printable
 from ipad_qc.routing.api import RepairRequest, from_float, to_float
 from ipad_qc.routing.external import ExternalCommandHook
 from ipad_qc.routing.isolation import HookResult, IsolatedHook
@@ -31,8 +34,8 @@ from ipad_qc.routing.policy import HookSpec, RoutingPolicy
 from ipad_qc.routing.registry import create_hook, resolve_factory
 from ipad_qc.routing.repairs import RepairRecord, RepairStore
 from ipad_qc.routing.writer import write_repaired
-from ipad_qc.scanner import file_hash
-from ipad_qc.store import ResultStore, utc_now
+from ipad_qc.runfolder import UnsafePathError, inside, lock, original, stop_if_folder_failed
+from ipad_qc.store import ResultStore, StoreError, utc_now
 
 SORTED_DIR = "sorted"
 SCRATCH_DIR = ".routing-tmp"
@@ -154,12 +157,31 @@ def _references(ctx: _Context, relpath: str) -> tuple[DecodedImage, ...]:
     return tuple(load_image(path, None, raw_mode="full") for path in found[:MAX_REFERENCES])
 
 
+def _source(ctx: _Context, row: Mapping[str, Any]) -> Path:
+    """The original a row names, inside the scanned folder (a tampered row cannot name another file)."""
+    try:
+        return original(ctx.root, row["path"])
+    except UnsafePathError as exc:
+        raise DecodeError(printable(row["path"]), f"refused: {exc}") from None
+
+
 def _decode_original(ctx: _Context, row: Mapping[str, Any]) -> DecodedImage:
-    """Full-resolution pixels of the original, refusing a file that changed since the scan."""
-    source = ctx.root / row["path"]
-    if row.get("content_hash") and source.is_file() and file_hash(source) != row["content_hash"]:
+    """Full-resolution pixels of the original, refusing a file that changed since the scan.
+
+    The decode budget is the scan's: at least the default, and at least the size the scan decoded.
+    """
+    source = _source(ctx, row)
+    try:
+        changed = bool(row.get("content_hash")) and source.is_file() and file_hash(source) != row["content_hash"]
+    except OSError as exc:
+        raise DecodeError(str(source), f"cannot read the original ({exc.strerror or exc})") from None
+    if changed:
         raise DecodeError(str(source), "the file changed since the scan; scan it again before routing")
-    image = load_image(source, None, raw_mode="full")
+    try:
+        budget = max(DEFAULT_MAX_PIXELS, int(row.get("width") or 0) * int(row.get("height") or 0))
+    except (TypeError, ValueError):  # an edited row: the default budget
+        budget = DEFAULT_MAX_PIXELS
+    image = load_image(source, None, raw_mode="full", max_pixels=budget)
     if (image.meta.width, image.meta.height) != (row["width"], row["height"]):
         raise DecodeError(str(source), f"decoded at {image.size}, but the scan saw {row['width']}x{row['height']}")
     return image
@@ -207,7 +229,14 @@ def _repair_image(ctx: _Context, row: Mapping[str, Any], classes: list[str]) -> 
             image = DecodedImage(result.pixels, image.meta)
         record.finished_at = utc_now()
     if any(record.status == "ok" for record in records):
-        output = write_repaired(ctx.run_dir, row["path"], row["format"], image.pixels, ctx.root / row["path"])
+        try:
+            output = write_repaired(ctx.run_dir, row["path"], row["format"], image.pixels, _source(ctx, row))
+        except (OSError, UnsafePathError) as exc:
+            stop_if_folder_failed(ctx.run_dir, exc, "writing a repaired image")
+            output = None
+            for record in records:
+                if record.status == "ok":
+                    record.status, record.error = "failed", f"cannot write the repaired image: {exc}"
         for record in records:
             record.output_path = output if record.status == "ok" else None
     return records
@@ -217,19 +246,27 @@ def _sort_image(ctx: _Context, row: Mapping[str, Any], classes: list[str]) -> li
     """Copy or link the original into ``sorted/<class>/<path>`` for each flagged class."""
     records = []
     for index, name in enumerate(classes):
-        target_rel = str(PurePosixPath(SORTED_DIR) / name / row["path"])
+        target_rel = f"{SORTED_DIR}/{name}/{row['path']}"
         record = RepairRecord(path=row["path"], artifact=name, step=index, hook=ctx.hooks[name].label,
                               status="ok", finished_at=utc_now(), output_path=target_rel,
                               content_hash=row.get("content_hash"), fingerprint=ctx.fingerprint(classes))
         try:
-            _place(ctx.root / row["path"], ctx.run_dir / target_rel, ctx.policy.sort)
-        except OSError as exc:
+            _place(original(ctx.root, row["path"]), inside(ctx.run_dir, target_rel, under=SORTED_DIR), ctx.policy.sort)
+        except (OSError, UnsafePathError) as exc:
+            stop_if_folder_failed(ctx.run_dir, exc, f"sorting into {SORTED_DIR}/")
             record.status, record.error, record.output_path = "failed", f"cannot {ctx.policy.sort}: {exc}", None
         records.append(record)
     return records
 
 
 def _place(source: Path, target: Path, mode: str) -> None:
+    """Copy or link ``source`` to ``target`` (a path :func:`inside` the run folder's ``sorted/``).
+
+    An earlier ``target`` is unlinked first: for a hard link or symbolic link that removes only the
+    link, never what it points at, and a copy never writes through an old link into an original.
+    """
+    if not source.is_file():
+        raise FileNotFoundError(f"original not found: {source}")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.unlink(missing_ok=True)
     if mode == "copy":
@@ -245,18 +282,23 @@ def _place(source: Path, target: Path, mode: str) -> None:
 
 def plan(run_dir: str | os.PathLike[str], policy: RoutingPolicy) -> list[tuple[dict[str, Any], list[str]]]:
     """(result row, classes in order) for every image the policy routes."""
-    with ResultStore(run_dir) as store:
+    with ResultStore(run_dir, readonly=True) as store:
         return [(row, classes) for row in store.rows() if (classes := policy.classes_for(row))]
 
 
 def _root_of(run_dir: Path) -> Path:
     if not (run_dir / "results.sqlite").is_file():
-        raise RouteError(f"{run_dir}: no results.sqlite here; run `ipad-qc scan ROOT --out {run_dir}` first")
-    with ResultStore(run_dir) as store:
-        root = store.get_meta("root")
-    if root is None or not Path(root).exists():
-        raise RouteError(f"{run_dir}: the scanned folder {root or '(unknown)'} is gone; originals are needed")
-    return Path(root)
+        raise RouteError(f"{printable(run_dir)}: no results.sqlite here; run `ipad-qc scan ROOT --out "
+                         f"{printable(run_dir)}` first")
+    try:
+        with ResultStore(run_dir, readonly=True) as store:
+            root = store.scanned_folder()
+    except StoreError as exc:
+        raise RouteError(str(exc)) from None
+    if root is None or not root.exists():
+        raise RouteError(f"{printable(run_dir)}: the scanned folder {printable(root or '(unknown)')} is gone; "
+                         "originals are needed")
+    return root
 
 
 def route(
@@ -271,7 +313,8 @@ def route(
 
     ``dry_run`` only fills ``summary.plan``. ``force`` redoes finished repairs. A hook that fails
     (raises, crashes, times out, exits non-zero) fails that image's step only; the run completes and
-    the failure is in the ``repairs`` table and ``summary.failures``.
+    the failure is in the ``repairs`` table and ``summary.failures``. Routing holds the run folder's
+    lock and raises :class:`~ipad_qc.runfolder.RunFolderError` when it cannot write there.
     """
     run_dir, policy = Path(run_dir), policy or RoutingPolicy()
     root, listener = _root_of(run_dir), listener or _SilentListener()
@@ -280,6 +323,14 @@ def route(
     summary = RouteSummary(run_dir, plan=[(row["path"], classes) for row, classes in todo], dry_run=dry_run)
     if dry_run:
         return summary
+    with lock(run_dir):
+        _route_locked(run_dir, root, policy, todo, summary, listener, force)
+    summary.elapsed_s = time.perf_counter() - started
+    return summary
+
+
+def _route_locked(run_dir: Path, root: Path, policy: RoutingPolicy, todo: list[tuple[dict[str, Any], list[str]]],
+                  summary: RouteSummary, listener: RouteListener, force: bool) -> None:
     scratch = run_dir / SCRATCH_DIR
     hooks = _open_hooks(policy, sorted({name for _, classes in todo for name in classes}), scratch)
     with RepairStore(run_dir) as repairs:
@@ -294,8 +345,6 @@ def route(
                 if hook.runner is not None:
                     hook.runner.close()
             shutil.rmtree(scratch, ignore_errors=True)
-            summary.elapsed_s = time.perf_counter() - started
-    return summary
 
 
 def _route_all(ctx: _Context, todo: list[tuple[dict[str, Any], list[str]]], summary: RouteSummary,

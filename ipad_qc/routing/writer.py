@@ -23,7 +23,7 @@ import tifffile
 from PIL import Image
 
 from ipad_qc.io.formats import extension_format
-from ipad_qc.outputs import atomic_write
+from ipad_qc.runfolder import atomic_write, inside
 
 REPAIRED_DIR = "repaired"
 _PILLOW_FORMATS = {"jpeg": "JPEG", "webp": "WEBP", "heif": "HEIF"}
@@ -88,8 +88,11 @@ def encode(pixels: np.ndarray, fmt: str, source: Path | None = None) -> bytes:
 
 
 def write_repaired(run_dir: Path, relpath: str, fmt: str, pixels: np.ndarray, source: Path) -> str:
-    """Write the repaired pixels of ``relpath``; returns the output path relative to the run folder."""
+    """Write the repaired pixels of ``relpath``; returns the output path relative to the run folder.
+
+    Raises :class:`~ipad_qc.runfolder.UnsafePathError` for a ``relpath`` that would lead out of ``repaired/``.
+    """
     written = output_format(fmt, pixels)
     out_rel = output_relpath(relpath, written)
-    atomic_write(run_dir / out_rel, encode(pixels, written, source))
+    atomic_write(inside(run_dir, out_rel, under=REPAIRED_DIR), encode(pixels, written, source))
     return out_rel
