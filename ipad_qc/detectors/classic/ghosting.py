@@ -20,8 +20,9 @@ the test ``A(d) − |A(d/2)| − |A(2d)|`` (autocorrelation normalised to ``A(0)
 
 The signed gradients are kept (not the magnitude) for exactly that last reason. Each 64-px tile
 (50 % overlap, Hann window) gets that margin over displacements of 3–16 px; the autocorrelation
-of all tiles is one batched ``rfft2``/``irfft2`` (``scipy.fft``: several times faster than NumPy's on these
-batches, single-threaded, so decode workers and the detector never oversubscribe the cores). A logistic of that margin gives the probability.
+of all tiles is one batched ``rfft2``/``irfft2`` (``scipy.fft``: several times faster than NumPy's on
+these batches, and single-threaded, so decode workers and the detector never oversubscribe the
+cores). A logistic of that margin gives the probability.
 """
 
 from __future__ import annotations
