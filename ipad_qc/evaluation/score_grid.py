@@ -22,6 +22,9 @@ own precision for ``s >= 1/2`` (Sterbenz), and rounding ``u`` to float32 keeps i
 precision, so float64 scores keep their saturated tails too. The cell index is non-decreasing in
 the score, which is all the curves need; what is lost is the order of distinct scores that share a
 cell, and :meth:`ipad_qc.evaluation.curves.RankCurve.error_bounds` turns that into proven bounds.
+Along with the cell, :func:`score_cells` returns the float32 bits of ``u``, which identify the
+score within its cell, so the evaluator can tell cells of one distinct score (real ties, such as
+an 8-bit map's levels) from cells whose inner order was lost.
 """
 
 from __future__ import annotations
@@ -37,8 +40,10 @@ _HALF = _TAIL_CELLS + (((126 << 23) - _LOW_BITS >> _FINE_SHIFT) - _MIDDLE_FINE) 
 CELLS = 2 * _HALF + 1
 
 
-def score_cells(scores: np.ndarray) -> np.ndarray:
-    """Cell index (int32, in ``[0, CELLS)``) of each score; scores outside [0, 1] go to the end cells.
+def score_cells(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cell index (int32, in ``[0, CELLS)``) of each score, and the float32 bits of its distance ``u``
+    to the nearer end (int32; equal within a cell exactly when the scores are, at float32 precision
+    of ``u``). Scores outside [0, 1] go to the end cells.
 
     NaN is refused rather than put in an arbitrary cell, which would hide a broken model behind
     plausible metrics. Float32 and float64 are used as given, other types as float32. Written as
@@ -48,12 +53,12 @@ def score_cells(scores: np.ndarray) -> np.ndarray:
     scores = np.asarray(scores)
     if scores.dtype != np.float64:
         scores = scores.astype(np.float32, copy=False)
-    if np.isnan(scores).any():
-        raise ValueError("scores contain NaN")
     distance = 1.0 - scores
     np.minimum(scores, distance, out=distance)  # u; negative (end cells) for scores outside [0, 1]
-    bits = distance.astype(np.float32, copy=False).view(np.int32)
-    np.maximum(bits, _LOW_BITS, out=bits)
+    if distance.size and np.isnan(distance.max()):  # NaN propagates through both
+        raise ValueError("scores contain NaN")
+    distance_bits = distance.astype(np.float32, copy=False).view(np.int32)
+    bits = np.maximum(distance_bits, _LOW_BITS)
     bits -= _LOW_BITS
     bits >>= _FINE_SHIFT
     middle = bits - _MIDDLE_FINE
@@ -67,4 +72,4 @@ def score_cells(scores: np.ndarray) -> np.ndarray:
     bits -= _HALF
     bits *= sign
     bits += _HALF
-    return bits
+    return bits, distance_bits
