@@ -331,8 +331,8 @@ def test_scores_are_fp32_under_bf16_autocast(model: IpadClip, stage: int, monkey
         with bf16_autocast():
             output = model(batch)
             features = model.vision(batch)
+        assert output.class_logits.dtype == output.seg_logits.dtype == torch.float32
         exact_head = model.heads(features[0].float(), features[1].float(), batch.shape[-2:])
-    assert output.class_logits.dtype == output.seg_logits.dtype == torch.float32
     assert torch.equal(output.seg_logits, exact_head.seg_logits), "the head must not be what rounds"
     monkeypatch.setattr(predict, "autocast_for", bf16_autocast)
     loader = [(batch, torch.tensor([1, 0]), torch.zeros(2, TINY_SIZE, TINY_SIZE), torch.tensor([True, True]))]
