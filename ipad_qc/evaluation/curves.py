@@ -117,9 +117,8 @@ class RankCurve:
         between ``(a+j)/(c+n+j)`` (all negatives first) and ``(a+p)/(c+p)`` (all negatives after, all
         positives tied), and AP between the sums over those extremes; the first sum is bounded from
         below in closed form since ``j -> (a+j)/(d+j)`` is increasing and concave (midpoint rule,
-        Jensen). Level ends are
-        real thresholds, so the true F1max is at least ours and at most the best F1 a mixed level
-        could reach with its positives first, ``2(a+p)/(c+p+P)``.
+        Jensen). Level ends are real thresholds, so the true F1max is at least ours and at most the
+        best F1 a mixed level could reach with its positives first, ``2(a+p)/(c+p+P)``.
         """
         positives, negatives = self.positives, self.negatives
         if positives == 0:
