@@ -107,14 +107,21 @@ class _PixelHistograms:
     region_weighted: np.ndarray = field(default_factory=lambda: np.zeros(CELLS))
     lowest: np.ndarray = field(default_factory=lambda: np.full(CELLS, np.iinfo(np.int32).max, dtype=np.int32))
     highest: np.ndarray = field(default_factory=lambda: np.full(CELLS, -1, dtype=np.int32))
+    #: Per cell: True where it holds more than one distinct score.
+    mixed: np.ndarray = field(default_factory=lambda: np.zeros(CELLS, dtype=bool))
     regions: int = 0
 
     def add(self, cells: np.ndarray, distances: np.ndarray, kinds: np.ndarray, masks: np.ndarray) -> None:
         """Add a batch of maps: ``cells`` and ``distances`` (B, H, W) as :func:`score_cells` gives them,
         ``kinds`` (B,) the row of ``by_kind`` of each map, in ascending order (``own``: an image of
         this class, whose artifact ``masks`` (B, H, W) are the positives)."""
-        np.minimum.at(self.lowest, cells.ravel(), distances.ravel())
-        np.maximum.at(self.highest, cells.ravel(), distances.ravel())
+        cells_flat, distances_flat = cells.ravel(), distances.ravel()
+        undecided = ~self.mixed[cells_flat]  # a cell known to be mixed stays so: no need to look again
+        if not undecided.all():
+            cells_flat, distances_flat = cells_flat[undecided], distances_flat[undecided]
+        np.minimum.at(self.lowest, cells_flat, distances_flat)
+        np.maximum.at(self.highest, cells_flat, distances_flat)
+        self.mixed |= self.highest > self.lowest
         for kind, start, stop in _runs(kinds):
             self.by_kind[kind] += np.bincount(cells[start:stop].ravel(), minlength=CELLS)
         own = np.flatnonzero(kinds == _KINDS.index("own"))
@@ -141,10 +148,6 @@ class _PixelHistograms:
     def pixels(self) -> float:
         return float(self.by_kind.sum())
 
-    @property
-    def mixed(self) -> np.ndarray:
-        """Per cell: True where it holds more than one distinct score."""
-        return self.highest > self.lowest
 
 
 def _runs(kinds: np.ndarray) -> list[tuple[int, int, int]]:
