@@ -167,9 +167,9 @@ def region_weights(mask: np.ndarray) -> tuple[np.ndarray, int]:
 class IpadEvaluator:
     """Accumulates predictions batch by batch; ``compute`` returns the seven metrics in both protocols.
 
-    Memory is the image-level scores (N x (K+1) floats) plus 5 x K histograms of ``CELLS`` float64
-    (12 MB per class), whatever the number and size of the maps. See the module docstring for the
-    metric definitions.
+    Memory is the image-level scores (N x (K+1) floats) plus, per artifact class, 5 histograms of
+    ``CELLS`` float64 and the per-cell score range (17 MB per class), whatever the number and size of
+    the maps. See the module docstring for the metric definitions.
     """
 
     def __init__(self, class_names: Sequence[str] = CLASS_NAMES, fpr_limit: float = 0.3,
