@@ -18,8 +18,8 @@ from rich.console import Console
 err_console = Console(stderr=True)
 #: The synthetic set the shipped weights were trained on (``training/README.md`` "ipad-net").
 SYNTH_COUNT, SYNTH_SIZE = 4000, 512
-#: Training (and inference) side: 448 px trains at a third of 512's cost on the CPU.
-INPUT_SIDE = 448
+#: Training (and inference) side: 384 px trains at under a third of 512's cost on the CPU.
+INPUT_SIDE = 384
 
 
 def _fail(message: str) -> None:

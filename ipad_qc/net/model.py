@@ -42,9 +42,9 @@ class IpadNetConfig:
     """Everything that shapes the network and how it is fed; stored in every checkpoint."""
 
     #: Long side, in pixels, that images are resized to before the network sees them.
-    input_side: int = 448
+    input_side: int = 384
     #: Channels of the first convolution, then at 1/2, 1/4, 1/8, 1/16, 1/32.
-    widths: tuple[int, ...] = (24, 32, 48, 64, 96, 128)
+    widths: tuple[int, ...] = (16, 24, 40, 64, 96, 128)
     #: Channels of the fused segmentation features.
     fuse_width: int = 64
     #: Share of each class map whose mean logit the image head reads (the "most suspicious" area).
