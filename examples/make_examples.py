@@ -34,7 +34,8 @@ SMALL = 640  # the 16-bit TIFF and the DNG hold incompressible data: keep the re
 
 #: The photographs and their licences, as scikit-image's ``_fetchers.py`` states them.
 PHOTOS = {
-    "astronaut": "astronaut Eileen Collins, from the NASA Great Images database: no known copyright restrictions, released into the public domain",
+    "astronaut": ("astronaut Eileen Collins, from the NASA Great Images database: no known copyright restrictions, "
+                  "released into the public domain"),
     "coffee": "coffee cup, courtesy of Pikolo Espresso Bar: no copyright restrictions, CC0 by Rachel Michetti",
     "chelsea": "Chelsea the cat: no copyright restrictions, CC0 by Stefan van der Walt",
     "rocket": "launch of DSCOVR on Falcon 9, captured by SpaceX and released into the public domain",
