@@ -26,6 +26,7 @@ from rich.text import Text
 
 from ipad_qc import __version__
 from ipad_qc.classes import CLASS_NAMES
+from ipad_qc.cli_errors import print_error
 from ipad_qc.cli_types import FiniteFloatRange
 from ipad_qc.clip.commands import model_info_command
 from ipad_qc.datasets.commands import synth_command
@@ -266,11 +267,11 @@ def scan_command(root: Path, out: Path | None, detector: str, detector_options: 
         summary = scan(root, run_dir, options, listener=listener, engine=scan_engine)
     except (ScanError, StoreError, UnknownDetectorError, DeviceUnavailableError, ValueError) as exc:
         listener.stop()
-        err_console.print(f"[red]error:[/red] {markup(exc)}", highlight=False, soft_wrap=True)
+        print_error(exc)
         sys.exit(EXIT_USAGE)
     except RunFolderError as exc:
         listener.stop()
-        err_console.print(f"[red]error:[/red] {markup(exc)}", highlight=False, soft_wrap=True)
+        print_error(exc)
         sys.exit(EXIT_RUN_FOLDER)
     listener.stop()
     if not quiet:

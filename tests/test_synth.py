@@ -284,12 +284,13 @@ def test_cli_warns_about_undecodable_files_and_writes_the_set(clean_dir: Path, t
     assert {s.label for s in samples} == {"clean", "flare"} and {s.split for s in samples} == {"train"}
 
 
-def test_cli_without_decodable_photos_exits_2(tmp_path: Path) -> None:
-    (tmp_path / "photos").mkdir()
-    (tmp_path / "photos" / "broken.jpg").write_bytes(b"junk")
-    (tmp_path / "photos" / "notes.txt").write_text("hello")
-    code, output = _cli(str(tmp_path / "photos"), "--out", str(tmp_path / "set"))
-    assert code == 2 and "no decodable photos" in output
+def test_cli_without_decodable_photos_exits_2_and_names_the_folder_as_written(tmp_path: Path) -> None:
+    photos = tmp_path / "photos [bold] v2"  # rich markup in a name once crashed the error message
+    photos.mkdir()
+    (photos / "broken.jpg").write_bytes(b"junk")
+    (photos / "notes.txt").write_text("hello")
+    code, output = _cli(str(photos), "--out", str(tmp_path / "set"))
+    assert code == 2 and "no decodable photos" in output and "photos [bold] v2" in output
 
 
 def test_cli_refuses_a_non_empty_out_unless_overwriting_a_previous_set(dataset: Path, clean_dir: Path,

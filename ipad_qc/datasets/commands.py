@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ipad_qc.classes import ARTIFACT_CLASSES, CLASS_NAMES, parse_class_list
+from ipad_qc.cli_errors import fail
 from ipad_qc.datasets.manifest import SPLITS
 from ipad_qc.datasets.settings import CLEAN_RECIPES, SynthSettings
 from ipad_qc.datasets.synth import SynthError, SynthSummary, synthesize
@@ -224,8 +224,7 @@ def synth_command(clean_dir: Path, out: Path, count: int, clean_ratio: float, cl
                              compare=compare)
     except SynthError as exc:
         listener.stop()
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(EXIT_USAGE)
+        fail(exc)
     listener.stop()
     if not quiet:
         Console().print(_summary_table(summary))

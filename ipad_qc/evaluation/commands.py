@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +22,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ipad_qc.cli_errors import fail
 from ipad_qc.evaluation.report import DEFAULT_PROTOCOL, IMAGE_METRICS, PIXEL_METRICS, PROTOCOLS
 
 err_console = Console(stderr=True)
 SPLIT_CHOICES = ("all", "train", "val", "test")
-
-
-def _fail(message: str) -> None:
-    err_console.print(f"[red]error:[/red] {Text(message).markup}", highlight=False, soft_wrap=True)
-    sys.exit(2)
 
 
 def _percent(value: float) -> str:
@@ -144,11 +139,11 @@ def eval_command(data: Path, detector: str | None, detector_options: tuple[str, 
     try:
         labelled = read_labelled(data)
     except (DatasetError, OSError, UnicodeDecodeError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     chosen_split = split or ("test" if labelled.has_splits else "all")
     samples = [s for s in labelled.samples if chosen_split == "all" or s.split == chosen_split]
     if not samples:
-        _fail(f"{data}: no labelled images in the {chosen_split} split")
+        fail(f"{data}: no labelled images in the {chosen_split} split")
     console = Console()
     try:
         if checkpoint is not None:
@@ -164,7 +159,7 @@ def eval_command(data: Path, detector: str | None, detector_options: tuple[str, 
 
             evaluation = score_run(run_dir, data, samples, protocol, labelled.set_aside)
     except (DatasetError, ValueError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     source = f"run {evaluation.run_dir}" if evaluation.run_dir else "in-process"
     console.print(Text(f"{data} ({labelled.layout}, split {chosen_split}): {evaluation.verdicts.total} images scored "
                        f"by {', '.join(evaluation.detectors)} ({source})"))
@@ -192,8 +187,8 @@ def _scan_labelled(data: Path, samples: list, run_dir: Path, detector: str, dete
         summary = scan_labelled(data, samples, run_dir, options, listener)
     except (ScanError, UnknownDetectorError, DeviceUnavailableError, ValueError) as exc:
         listener.stop()
-        _fail(str(exc))
+        fail(str(exc))
     listener.stop()
     if summary.interrupted:
-        _fail("interrupted: run the same command again to resume the evaluation scan")
+        fail("interrupted: run the same command again to resume the evaluation scan")
     write_scan_report(run_dir, quiet)

@@ -9,24 +9,18 @@ calibrated on the validation split, resumable). The result is ``OUT/best.safeten
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 from rich.console import Console
+
+from ipad_qc.cli_errors import fail
 
 err_console = Console(stderr=True)
 #: The synthetic set the shipped weights were trained on (``training/README.md`` "ipad-net").
 SYNTH_COUNT, SYNTH_SIZE = 4000, 512
 #: Training (and inference) side: 384 px trains at under a third of 512's cost on the CPU.
 INPUT_SIDE = 384
-
-
-def _fail(message: str) -> None:
-    from ipad_qc.names import markup
-
-    err_console.print(f"[red]error:[/red] {markup(message)}", highlight=False, soft_wrap=True)
-    sys.exit(2)
 
 
 @click.command("train-net")
@@ -105,7 +99,7 @@ def train_net_command(data: tuple[Path, ...], out: Path, synth_from: Path | None
             console.print(line, highlight=False, soft_wrap=True)
         best = trainer.run()
     except (ValueError, RuntimeError, OSError) as exc:
-        _fail(str(exc))
+        fail(exc)
     console.print(f"best model: {best}  (metrics: {out / 'metrics.csv'}); use it with "
                   f"--detector ipad-net --detector-option weights={best}", highlight=False, soft_wrap=True)
 

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ipad_qc.classes import ARTIFACT_CLASSES, parse_class_list
+from ipad_qc.cli_errors import fail
 from ipad_qc.names import markup
 from ipad_qc.report.build import PageResult, build_report
 from ipad_qc.report.compare import COMPARE_CSV, COMPARE_PAGE, DEFAULT_TOLERANCE, Comparison, compare_runs, key_function
@@ -24,11 +25,6 @@ _LAYOUT_HELP = (f"`single`: one HTML file with the thumbnails embedded (mail it,
                 f"{SINGLE_FILE_LIMIT // 2**20} MB, folder above.")
 
 err_console = Console(stderr=True)
-
-
-def _fail(exc: Exception, code: int = 2) -> None:
-    err_console.print(f"[red]error:[/red] {markup(exc)}", highlight=False, soft_wrap=True)
-    sys.exit(code)
 
 
 def _describe(page: PageResult, console: Console) -> None:
@@ -95,9 +91,9 @@ def report_command(run_dir: Path, layout: str, workers: int | None, screenshot_p
         if screenshot_path:
             click.echo(f"screenshot: {screenshot(page.path, screenshot_path, browser)}")
     except ReportError as exc:
-        _fail(exc)
+        fail(exc)
     except RunFolderError as exc:
-        _fail(exc, EXIT_RUN_FOLDER)
+        fail(exc, EXIT_RUN_FOLDER)
 
 
 def _summary_table(comparison: Comparison) -> Table:
@@ -180,7 +176,7 @@ def compare_command(run_a: Path, run_b: Path, out: Path | None, key_pattern: str
     try:
         comparison = compare_runs(run_a, run_b, target, key_pattern, tolerance, layout, workers)
     except ReportError as exc:
-        _fail(exc)
+        fail(exc)
     _print_comparison(comparison, Console())
     if classes is not None:
         hits = comparison.regressions(classes)

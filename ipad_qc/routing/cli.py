@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ipad_qc.cli_errors import print_error
 from ipad_qc.cli_types import FiniteFloatRange
 from ipad_qc.gating import parse_fail_on
 from ipad_qc.names import markup
@@ -126,10 +127,10 @@ def run_route(run_dir: Path, policy: RoutingPolicy, *, dry_run: bool, force: boo
     try:
         summary = route(run_dir, policy, dry_run=dry_run, force=force, listener=progress)
     except RouteError as exc:
-        err_console.print(f"[red]error:[/red] {markup(exc)}", highlight=False, soft_wrap=True)
+        print_error(exc)
         return EXIT_USAGE
     except RunFolderError as exc:
-        err_console.print(f"[red]error:[/red] {markup(exc)}", highlight=False, soft_wrap=True)
+        print_error(exc)
         return EXIT_RUN_FOLDER
     finally:
         progress.stop()

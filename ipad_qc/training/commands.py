@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 from rich.console import Console
 
+from ipad_qc.cli_errors import fail
 from ipad_qc.training.data import DATA_ABLATIONS
 
 #: Table 2 ablations, by what they change: the model's configuration, the stages, the training data.
@@ -42,11 +42,6 @@ def _stages_with_ablations(text: str, ablations: tuple[str, ...], explicit: bool
         raise click.BadParameter(f"--stages {text} contradicts the stage ablation (stages "
                                  f"{','.join(map(str, wanted))})", param_hint="--stages")
     return wanted
-
-
-def _fail(message: str) -> None:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
-    sys.exit(2)
 
 
 @click.command("train")
@@ -109,6 +104,6 @@ def train_command(ctx: click.Context, data: Path, out: Path, backbone: str, pret
             console.print(line, highlight=False, soft_wrap=True)
         best = trainer.run()
     except (ValueError, RuntimeError) as exc:  # configuration, data set, device, backbone and checkpoint errors
-        _fail(str(exc))
+        fail(exc)
     console.print(f"best model: {best}  (trained stages {list(trainer.state.trained_stages)}; "
                   f"metrics: {out / 'metrics.csv'})", highlight=False)
