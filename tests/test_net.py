@@ -105,6 +105,19 @@ def test_detector_maps_at_analysis_size_for_mixed_sizes_in_one_batch(tmp_path: P
     assert detector.settings()["weights"] == str(path)
 
 
+def test_settings_name_the_weights_by_content_so_a_rescan_redoes_files_when_they_change(tmp_path: Path) -> None:
+    first = save_net(tiny(), tmp_path / "w.safetensors")
+    settings = create(device="cpu", weights=str(first)).settings()
+    copy = tmp_path / "elsewhere.safetensors"
+    copy.write_bytes(first.read_bytes())
+    assert create(device="cpu", weights=str(copy)).settings()["weights_id"] == settings["weights_id"]
+    retrained = tiny()
+    with torch.no_grad():
+        next(retrained.parameters()).add_(0.01)
+    save_net(retrained, first)  # same file name, other weights
+    assert create(device="cpu", weights=str(first)).settings()["weights_id"] != settings["weights_id"]
+
+
 def test_missing_bundled_weights_name_the_option(tmp_path: Path) -> None:
     with pytest.raises(NetCheckpointError, match="not found"):
         create(device="cpu", weights=str(tmp_path / "none.safetensors"))

@@ -19,6 +19,7 @@ import torch
 
 from ipad_qc.detectors.base import Detection, label_with_thresholds
 from ipad_qc.device import autocast_for, resolve_device
+from ipad_qc.io.files import file_hash
 from ipad_qc.io.types import DecodedImage, DecodeHint
 from ipad_qc.net.checkpoint import BUNDLED_WEIGHTS, load_net
 from ipad_qc.net.model import MEAN, STD, IpadNet
@@ -45,19 +46,19 @@ class IpadNetDetector:
     name = "ipad-net"
 
     def __init__(self, model: IpadNet, device: str, threshold: float = 0.5, source: str = "",
-                 training: dict[str, Any] | None = None) -> None:
+                 weights_id: str = "") -> None:
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
         self.model = model.to(device).eval()
         self.device = device
         self.threshold = threshold
         self.source = source
-        self.training = training or {}
+        self.weights_id = weights_id
         self.decode_hint = DecodeHint(long_side=model.config.input_side)
 
     def settings(self) -> dict[str, Any]:
-        return {"weights": self.source, "weights_id": self.training.get("weights_id", ""),
-                "config": self.model.config.to_json(), "threshold": self.threshold}
+        return {"weights": self.source, "weights_id": self.weights_id, "config": self.model.config.to_json(),
+                "threshold": self.threshold}
 
     @torch.inference_mode()
     def detect(self, images: Sequence[DecodedImage]) -> list[Detection]:
@@ -87,7 +88,13 @@ class IpadNetDetector:
 
 
 def create(device: str = "auto", weights: str | None = None, threshold: float = 0.5) -> IpadNetDetector:
-    """Entry-point factory: the bundled weights, or ``weights`` (a checkpoint written by ``ipad-qc train-net``)."""
+    """Entry-point factory: the bundled weights, or ``weights`` (a checkpoint written by ``ipad-qc train-net``).
+
+    The settings a run records name the weights by content (``weights_id``), so a re-scan redoes the
+    files when the weights change, and call the bundled ones ``bundled``, so moving the installation
+    does not.
+    """
     path = Path(weights) if weights else BUNDLED_WEIGHTS
-    model, training = load_net(path)
-    return IpadNetDetector(model, resolve_device(device), threshold, source=str(path), training=training)
+    model, _ = load_net(path)
+    source = "bundled" if path.resolve() == BUNDLED_WEIGHTS.resolve() else str(path)
+    return IpadNetDetector(model, resolve_device(device), threshold, source=source, weights_id=file_hash(path))
