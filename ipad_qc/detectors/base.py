@@ -79,7 +79,7 @@ class Detection:
         quantised = np.clip(self.probability * 255.0 + 0.5, 0, 255).astype(np.uint8)
         upsampled = cv2.resize(quantised, (width, height), interpolation=cv2.INTER_LINEAR)
         level = max(1, int(round(self.threshold * 255.0)))
-        return cv2.threshold(upsampled, level - 1, 255, cv2.THRESH_BINARY)[1]
+        return cv2.threshold(upsampled, level - 1, 255, cv2.THRESH_BINARY, dst=upsampled)[1]  # in place: one copy
 
     def mask(self) -> np.ndarray:
         """Binary artifact mask (bool) at the original image size."""
