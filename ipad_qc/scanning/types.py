@@ -27,7 +27,7 @@ class ScanOptions:
     detector_options: Mapping[str, Any] = field(default_factory=dict)
     device: str = "auto"
     batch_size: int = 8
-    workers: int | None = None  # None: one per CPU core; 0: decode in the main process
+    workers: int | None = None  # None: cores - 1 (see scanning.resources); 0: decode in the main process
     raw_mode: str = "preview"
     allow_partial: bool = False
     include: tuple[str, ...] = ()
