@@ -14,7 +14,7 @@ On camera-sized synthetic JPEGs (quality 92, sensor noise), with the detector of
 CPU seconds are the figures to compare on a shared machine: wall time depends on what else runs.
 The labels of the two scans are printed so a change that alters detection shows up.
 
-    python benchmarks/bench_scan.py --images 24 --width 4000 --height 3000 --workers 2
+    python benchmarks/bench_scan.py --images 24 --width 4000 --height 3000 --workers 1 2
     python benchmarks/bench_scan.py --detector ipad-net          # random weights unless weights=FILE
 """
 
@@ -37,6 +37,7 @@ import numpy as np
 from proctree import TreeMonitor, TreeUsage
 
 from ipad_qc import ScanOptions, get_detector, scan
+from ipad_qc.detectors.registry import UnknownDetectorError
 from ipad_qc.scanner import (
     DecodeJob,
     Finished,
@@ -75,6 +76,18 @@ def random_ipad_net(folder: Path) -> Path:
 
     torch.manual_seed(0)
     return save_net(IpadNet(), folder / "ipad-net-random.safetensors", {"note": "random weights (benchmark)"})
+
+
+def make_detector(name: str, options: dict[str, Any]) -> Any:
+    """The detector by its registered name; ipad-net also before it is registered (its factory directly)."""
+    try:
+        return get_detector(name, device="cpu", **options)
+    except UnknownDetectorError:
+        if name != "ipad-net":
+            raise
+        from ipad_qc.net.detector import create
+
+        return create(device="cpu", **options)
 
 
 def detector_options(items: list[str], detector: str, scratch: Path) -> dict[str, Any]:
@@ -121,20 +134,21 @@ def scan_conditions(workers: int) -> contextlib.AbstractContextManager[None]:
 
 
 def stages_alone(jobs: list[DecodeJob], detector: Any, batch_size: int, run_dir: Path,
-                 workers: int) -> dict[str, CpuClock]:
-    """Each stage on its own: CPU in this process (decode, detect, write) and wall time of decoding
-    with ``workers`` processes, the way the full scan decodes."""
-    with scan_conditions(workers):
+                 workers: list[int]) -> dict[str, CpuClock]:
+    """Each stage on its own: CPU in this process (decode, detect, write, under the first worker
+    count's conditions) and the wall time of decoding with each number of worker processes."""
+    with scan_conditions(workers[0]):
         return _stages(jobs, detector, batch_size, run_dir, workers)
 
 
 def _stages(jobs: list[DecodeJob], detector: Any, batch_size: int, run_dir: Path,
-            workers: int) -> dict[str, CpuClock]:
+            workers: list[int]) -> dict[str, CpuClock]:
     clocks: dict[str, CpuClock] = {}
     with CpuClock() as clocks["decode"]:
         outcomes = [decode_job(job) for job in jobs]
-    with CpuClock() as clocks[f"decode, {workers} workers (wall)"], decode_pool(max(1, workers)) as pool:
-        list(pool.map(decode_job, jobs))
+    for count in workers:
+        with CpuClock() as clocks[f"decode, {count} workers (wall)"], decode_pool(count) as pool:
+            list(pool.map(decode_job, jobs))
     detections: list = []
     with CpuClock() as clocks["detect"]:
         for start in range(0, len(outcomes), batch_size):
@@ -185,14 +199,15 @@ def report(args: argparse.Namespace, detector: Any, clocks: dict[str, CpuClock],
         print(f"  {workers:7} {wall:7.2f} {1000 * usage.cpu_s / n:10.1f} {n / usage.cpu_s:10.2f} "
               f"{usage.cpu_s / stage_cpu:12.2f} {usage.peak_rss / _MIB:8.0f}M {usage.peak_pss / _MIB:8.0f}M "
               f"{usage.processes:5}")
-    workers = args.workers
-    wall = scans[workers][0]
-    stage_walls = {f"decode ({workers} workers)": clocks[f"decode, {workers} workers (wall)"].wall_s,
-                   "detect": clocks["detect"].wall_s, "write": clocks["write"].wall_s}
-    slowest = max(stage_walls, key=stage_walls.get)
-    print(f"\nWall, {workers} workers: full scan {wall:.2f} s / slowest stage alone ({slowest}, "
-          f"{stage_walls[slowest]:.2f} s) = {wall / stage_walls[slowest]:.2f}   "
-          f"(stages: {', '.join(f'{k} {v:.2f} s' for k, v in stage_walls.items())})")
+    print()
+    for workers in args.workers:
+        wall = scans[workers][0]
+        stage_walls = {f"decode ({workers} workers)": clocks[f"decode, {workers} workers (wall)"].wall_s,
+                       "detect": clocks["detect"].wall_s, "write": clocks["write"].wall_s}
+        slowest = max(stage_walls, key=stage_walls.get)
+        print(f"Wall, {workers} workers: full scan {wall:.2f} s / slowest stage alone ({slowest}, "
+              f"{stage_walls[slowest]:.2f} s) = {wall / stage_walls[slowest]:.2f}   "
+              f"(stages: {', '.join(f'{k} {v:.2f} s' for k, v in stage_walls.items())})")
     for workers, (_, _, labels) in scans.items():
         print(f"labels, {workers} workers: {dict(sorted(labels.items()))}")
 
@@ -202,7 +217,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=24)
     parser.add_argument("--width", type=int, default=4000)
     parser.add_argument("--height", type=int, default=3000)
-    parser.add_argument("--workers", type=int, default=2, help="decode workers of the multi-process scan")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                        help="decode workers of the multi-process scans (a one-process scan always runs)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--detector", default="classic")
     parser.add_argument("--detector-option", action="append", default=[], metavar="KEY=VALUE")
@@ -214,7 +230,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ipad-qc-bench-") as tmp:
         scratch = Path(tmp)
         options = detector_options(args.detector_option, args.detector, scratch)
-        detector = get_detector(args.detector, device="cpu", **options)
+        detector = make_detector(args.detector, options)
         if args.decode_slack:
             detector.decode_hint = dataclasses.replace(detector.decode_hint, slack=args.decode_slack)
         folder = scratch / "shots"
@@ -224,7 +240,7 @@ def main() -> None:
         detector.detect([decode_job(jobs[0]).image])  # warm-up: lazy imports, first-call allocations
         clocks = stages_alone(jobs, detector, args.batch_size, scratch / "stages", args.workers)
         scans = {workers: full_scan(folder, scratch / f"run-{workers}", detector, workers, args.batch_size)
-                 for workers in (0, args.workers)}
+                 for workers in (0, *args.workers)}
     report(args, detector, clocks, scans)
 
 
