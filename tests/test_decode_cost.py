@@ -1,5 +1,6 @@
 """Decoding at the cost the hint allows: DCT scales within the slack, PNGs without a second decode,
-TIFF strips reduced as they are read, block means that match a plain reference."""
+TIFF strips reduced as they are read, block means that match a plain reference, OpenCV decoding
+into one buffer."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import tifffile
 from PIL import Image, PngImagePlugin
 
 from ipad_qc.io import DecodeError, DecodeHint, load_image
+from ipad_qc.io.imread import AS_STORED, imread_into
 from ipad_qc.io.pixels import BoxReducer, box_reduce, shrink_to
 from ipad_qc.scanning.types import settings_fingerprint
 
@@ -196,3 +198,35 @@ def test_box_reducer_gives_the_same_whatever_the_chunks(chunks: list[int]) -> No
     short.add(pixels[:20])
     with pytest.raises(ValueError, match="rows given"):
         short.result()
+
+
+# --- OpenCV's decode into one buffer ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pixels",
+    [_scene(40, 50), _scene(40, 50, 1, np.uint16), _scene(40, 50, 3, np.uint16), _scene(40, 50, 4)],
+    ids=["rgb-8", "grey-16", "rgb-16", "rgba-8"],
+)
+def test_tiffs_opencv_decodes_give_its_pixels(tmp_path: Path, pixels: np.ndarray) -> None:
+    path = tmp_path / "lzw.tif"
+    assert cv2.imwrite(str(path), pixels)  # LZW with a predictor: a codec tifffile lacks here
+    with tifffile.TiffFile(path) as tif:
+        assert tif.pages.first.compression == tifffile.COMPRESSION.LZW
+    decoded = load_image(path)
+    expected = cv2.imdecode(np.fromfile(path, np.uint8), AS_STORED)
+    expected = cv2.cvtColor(expected, cv2.COLOR_GRAY2RGB if expected.ndim == 2 else cv2.COLOR_BGR2RGB)
+    assert np.array_equal(decoded.pixels, expected) and decoded.meta.decode_mode == "full"
+
+
+def test_imread_into_says_when_it_did_not_decode(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
+    cv2.imwrite(str(good), _scene(20, 30))
+    bad.write_bytes(good.read_bytes()[:60])  # a header and nothing else: OpenCV leaves the buffer as it was
+    with open(good, "rb") as handle:
+        assert np.array_equal(imread_into(handle.fileno(), (20, 30, 3), np.uint8), cv2.imread(str(good)))
+        assert imread_into(handle.fileno(), (20, 30, 3), np.uint16) is None, "another layout than predicted"
+    with open(bad, "rb") as handle:
+        assert imread_into(handle.fileno(), (20, 30, 3), np.uint8) is None
+    with pytest.raises(DecodeError, match="bad.png"):
+        load_image(bad)

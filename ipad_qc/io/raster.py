@@ -16,7 +16,6 @@ import io
 import os
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import BinaryIO
 
 import cv2
@@ -26,6 +25,8 @@ from PIL import BmpImagePlugin, Image, ImageFile, JpegImagePlugin, PngImagePlugi
 
 from ipad_qc.io import orientation as orient
 from ipad_qc.io.budget import MAX_IN_MEMORY_BYTES, check_pixels, check_size, header_size
+from ipad_qc.io.imread import AS_STORED, imread_into
+from ipad_qc.io.imread import supported as imread_supported
 from ipad_qc.io.jpeg_check import TRUNCATED_REASON, truncation_reason
 from ipad_qc.io.stored import StoredPixels
 from ipad_qc.io.types import DecodeError, DecodeHint
@@ -43,17 +44,12 @@ RASTER_FORMATS = frozenset(_HEADER_READERS)  # what decode_raster decodes
 _EXIF_ORIENTATION = 0x0112
 _EOI = b"\xff\xd9"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_CRITICAL = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND"})
-#: Where a process's open files have names (Linux): OpenCV reads a PNG through the descriptor held here.
-_FD_PATHS = Path("/proc/self/fd")
 _JPEG_REDUCED_FLAGS = {
     1: cv2.IMREAD_COLOR,
     2: cv2.IMREAD_REDUCED_COLOR_2,
     4: cv2.IMREAD_REDUCED_COLOR_4,
     8: cv2.IMREAD_REDUCED_COLOR_8,
 }
-# Keep 16-bit depth and grey; alpha is dropped by ANYCOLOR. Orientation is applied by the loader.
-_AS_STORED = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR | cv2.IMREAD_IGNORE_ORIENTATION
 # libjpeg warnings that do not mean lost picture data (padding after the last block, odd metadata).
 _HARMLESS_JPEG_WARNINGS = ("extraneous bytes before marker", "unknown JFIF revision", "Bogus", "Adobe")
 
@@ -94,7 +90,7 @@ def read_file(path: str, fmt: str, max_pixels: int | None) -> bytes:
 def decode_raster(path: str, fmt: str, hint: DecodeHint | None, allow_partial: bool,
                   max_pixels: int | None) -> StoredPixels:
     """Decode a JPEG/PNG/BMP/WebP file at the smallest size that satisfies ``hint``."""
-    if fmt == "png" and _FD_PATHS.is_dir():
+    if fmt == "png" and imread_supported():
         return _decode_png(path, max_pixels)
     data = read_file(path, fmt, max_pixels)
     header = read_header(data, fmt)
@@ -168,77 +164,45 @@ def _exif(image: ImageFile.ImageFile, fmt: str, handle: BinaryIO) -> Image.Exif:
     if fmt != "png" or "exif" in image.info:
         return image.getexif()
     exif = Image.Exif()
-    data = _png_chunks(handle).exif
+    data = _png_chunk(handle, b"eXIf")
     if data:
         exif.load(b"Exif\x00\x00" + data)
     return exif
 
 
-@dataclass
-class _PngChunks:
-    exif: bytes | None = None
-    #: Header first, image data, an end, and no critical chunk OpenCV's libpng would refuse.
-    complete: bool = False
-
-
-def _png_chunks(handle: BinaryIO) -> _PngChunks:
-    """Walk a PNG's chunks, reading only their headers (and an eXIf chunk's data)."""
-    found, kinds = _PngChunks(), []
+def _png_chunk(handle: BinaryIO, kind: bytes) -> bytes | None:
+    """The data of a PNG's first chunk of type ``kind``, reading only the other chunks' headers."""
     handle.seek(len(_PNG_SIGNATURE))
     while len(head := handle.read(8)) == 8:
-        length, kind = int.from_bytes(head[:4], "big"), head[4:]
-        kinds.append(kind)
-        if kind == b"IEND":
-            break
-        if kind == b"eXIf" and found.exif is None:
-            found.exif = handle.read(length)
-            handle.seek(4, os.SEEK_CUR)
-        else:
-            handle.seek(length + 4, os.SEEK_CUR)  # data and CRC
-    critical = {kind for kind in kinds if kind[:1].isupper()}
-    ordered = kinds[:1] == [b"IHDR"] and kinds[-1:] == [b"IEND"] and b"IDAT" in critical
-    found.complete = ordered and critical <= _PNG_CRITICAL
-    return found
+        length, found = int.from_bytes(head[:4], "big"), head[4:]
+        if found == kind:
+            return handle.read(length)
+        if found == b"IEND":
+            return None
+        handle.seek(length + 4, os.SEEK_CUR)  # data and CRC
+    return None
 
 
 def _decode_png(path: str, max_pixels: int | None) -> StoredPixels:
-    """A PNG decoded from the file straight into one array of its decoded size (OpenCV's ``imread``
-    into a preallocated buffer): no copy of the file in memory and no second copy of the pixels, so
-    a 100-megapixel 16-bit PNG needs 1.0x its decoded size instead of 2.3x.
-
-    OpenCV opens the file this process holds open, through ``/proc/self/fd``: the file that passed
-    the checks, whatever its name's encoding. ``imread`` returns the buffer untouched when libpng
-    cannot even read the header, so only a PNG whose chunks are in order goes this way; any other,
-    and any OpenCV did not decode into the buffer, goes through :func:`imdecode_stored`, which
-    decodes what it can or names the reason.
-    """
+    """A PNG decoded from the file straight into one array of its decoded size (see
+    :mod:`ipad_qc.io.imread`): a 100-megapixel 16-bit PNG needs 1.0x its decoded size, not 2.3x.
+    OpenCV gives grey as grey, every other colour type as 3 channels, and keeps 16 bits."""
     with open(path, "rb") as handle:
         _check_header(handle, path, "png", max_pixels, whole=False)
         header = read_header(handle, "png")
         pixels = None
-        if header and _png_chunks(handle).complete:
+        if header:
             check_pixels(path, "png", header.width, header.height, max_pixels)
             handle.seek(24)
             depth, colour = handle.read(2)
-            pixels = _imread_into(f"{_FD_PATHS}/{handle.fileno()}", header, depth, colour)
+            shape = (header.height, header.width) if colour == 0 else (header.height, header.width, 3)
+            pixels = imread_into(handle.fileno(), shape, np.uint16 if depth == 16 else np.uint8)
     if pixels is None:
         pixels = imdecode_stored(path, read_file(path, "png", max_pixels), "png")
     notes = header.warnings if header else ["header unreadable by Pillow; orientation assumed 1"]
     height, width = pixels.shape[:2]
     return StoredPixels(pixels, width, height, 16 if pixels.dtype == np.uint16 else 8, "full",
                         header.orientation if header else 1, notes, bgr=True)
-
-
-def _imread_into(source: str, header: _Header, depth: int, colour: int) -> np.ndarray | None:
-    """``cv2.imread`` into an array of the layout OpenCV gives this PNG (grey stays grey, any other
-    colour type becomes 3 channels, 16 bits stay 16); ``None`` if it did not decode into it."""
-    shape = (header.height, header.width) if colour == 0 else (header.height, header.width, 3)
-    buffer = np.empty(shape, np.uint16 if depth == 16 else np.uint8)
-    try:
-        pixels = cv2.imread(source, buffer, _AS_STORED)
-    except cv2.error:  # the file's layout is not the one its header predicts
-        return None
-    return pixels if pixels is not None and pixels.size else None
 
 
 def dct_factor(width: int, height: int, target: tuple[int, int]) -> int:
@@ -290,7 +254,7 @@ def imdecode_stored(path: str, data: bytes, fmt: str) -> np.ndarray:
 
     Like every OpenCV decode (OpenCV 5.0), this briefly holds two copies of the decoded image.
     """
-    return _imdecode(data, _AS_STORED, fmt, path)
+    return _imdecode(data, AS_STORED, fmt, path)
 
 
 def _imdecode(data: bytes, flags: int, fmt: str, path: str) -> np.ndarray:

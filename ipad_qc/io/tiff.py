@@ -4,8 +4,9 @@ tifffile decodes what it can without optional codecs (uncompressed, Deflate, LZM
 one output array, or, when the hint allows a reduction by an integer factor and the page is made of
 strips, strip by strip into a reduced image (block means, as JPEG's DCT scaling), so memory stays
 far below the full-size image. Files that need a codec it lacks here (LZW, JPEG, PackBits), packed
-or bilevel samples, or colour models other than grey/RGB go to OpenCV's libtiff instead. Either way
-the orientation tag (274) is read by tifffile and applied by the loader.
+or bilevel samples, or colour models other than grey/RGB go to OpenCV's libtiff instead, decoded
+into one buffer (:mod:`ipad_qc.io.imread`). Either way the orientation tag (274) is read by
+tifffile and applied by the loader.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from collections.abc import Iterator
 
 import numpy as np
 import tifffile
-from tifffile import COMPRESSION, PHOTOMETRIC, PLANARCONFIG, TIFF
+from tifffile import COMPRESSION, PHOTOMETRIC, PLANARCONFIG, SAMPLEFORMAT, TIFF
 
 from ipad_qc.io import orientation as orient
 from ipad_qc.io.budget import StoredSize, check_size
+from ipad_qc.io.imread import imread_into
 from ipad_qc.io.pixels import BoxReducer, shrink_to
 from ipad_qc.io.raster import imdecode_stored, read_file
 from ipad_qc.io.stored import StoredPixels
@@ -51,17 +53,41 @@ def decode_tiff(path: str, hint: DecodeHint | None, max_pixels: int | None = Non
                 pixels = _reduced_pixels(tif, page, factor)
             elif _tifffile_handles(page):
                 pixels = _page_pixels(page)
+            layout = None if pixels is not None else _opencv_layout(page)
     except (tifffile.TiffFileError, ValueError, KeyError, IndexError, OSError) as exc:
         raise DecodeError(path, f"corrupt or unsupported TIFF ({_reason(exc)})") from exc
     bgr = pixels is None
     if bgr:
-        pixels = imdecode_stored(path, read_file(path, "tiff", max_pixels), "tiff")
+        pixels = _opencv_pixels(path, layout, max_pixels)
     target = hint.target_size(width, height) if hint else (width, height)
     pixels, notes = _as_integer(shrink_to(pixels, target), path)
     if not orient.is_valid(orientation):
         notes.append(f"invalid TIFF orientation {orientation}; assumed 1")
         orientation = 1
     return StoredPixels(pixels, width, height, bits, mode, orientation, notes, bgr=bgr)
+
+
+def _opencv_layout(page: tifffile.TiffPage) -> tuple[tuple[int, ...], np.dtype] | None:
+    """The array OpenCV's libtiff decode gives this page, as far as it can be told (grey stays grey,
+    other colour models become 3 channels); ``None`` for sample types it is not predicted for."""
+    height, width, bits = int(page.imagelength), int(page.imagewidth), int(page.bitspersample)
+    grey = page.samplesperpixel == 1 and page.photometric in (PHOTOMETRIC.MINISBLACK, PHOTOMETRIC.MINISWHITE)
+    floating = page.sampleformat == SAMPLEFORMAT.IEEEFP
+    dtype = {(8, False): np.uint8, (16, False): np.uint16, (32, True): np.float32}.get((bits, floating))
+    if dtype is None and bits < 8 and not floating:
+        dtype = np.uint8
+    return None if dtype is None else ((height, width) if grey else (height, width, 3), np.dtype(dtype))
+
+
+def _opencv_pixels(path: str, layout: tuple[tuple[int, ...], np.dtype] | None, max_pixels: int | None) -> np.ndarray:
+    """What OpenCV decodes: into one buffer of the predicted layout (1.0x the decoded size, where
+    ``cv2.imdecode`` of an LZW TIFF peaks at 2.3x), else from the file's bytes."""
+    if layout is not None:
+        with open(path, "rb") as handle:
+            pixels = imread_into(handle.fileno(), *layout)
+        if pixels is not None:
+            return pixels
+    return imdecode_stored(path, read_file(path, "tiff", max_pixels), "tiff")
 
 
 def _reduction(page: tifffile.TiffPage, hint: DecodeHint | None) -> int:
