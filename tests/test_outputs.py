@@ -110,3 +110,33 @@ def test_scan_leaves_report_overlays_so_the_report_reads_no_mask(tmp_path: Path,
     monkeypatch.setattr(assets.cv2, "imread", no_mask_reads)
     result = build_report(out)
     assert not result.problems
+
+
+def test_a_batch_is_written_while_the_next_is_detected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import ipad_qc.scanning.writer as writer_module
+    from ipad_qc.scanner import DecodeJob, Finished, ResultWriter, ScanSummary, SilentListener, decode_job
+
+    path = write_jpeg(tmp_path / "shots" / "sun.jpg", bright=True)
+    outcome = decode_job(DecodeJob(str(path), "sun.jpg", BrightSpotDetector.decode_hint, "preview", False))
+    detection = BrightSpotDetector().detect([outcome.image])[0]
+    may_write, events = threading.Event(), []
+    real_write = writer_module.write_probability_map
+
+    def slow_write(*args):
+        may_write.wait(timeout=30)
+        events.append("map written")
+        return real_write(*args)
+
+    monkeypatch.setattr(writer_module, "write_probability_map", slow_write)
+    run = tmp_path / "run"
+    with ResultStore(run) as store:
+        writer = ResultWriter(store, "bright-spot", "h", ScanOptions(), SilentListener(), ScanSummary(run, run, "b"))
+        writer.commit([Finished(outcome, detection, 1.0)])
+        events.append("commit returned")
+        assert store.count() == 0, "rows wait for their files"
+        may_write.set()
+        writer.close()
+        assert events == ["commit returned", "map written"] and store.count() == 1
+        assert writer.summary.scanned == 1
