@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+import scipy.fft
 import torch
 from fault_fixtures import child_env
 from scan_fixtures import BrightSpotDetector, write_jpeg
@@ -34,10 +35,10 @@ def test_detector_threads_apply_inside_the_block_only() -> None:
 
 
 class ThreadCounter(BrightSpotDetector):
-    seen: list[tuple[int, int]] = []
+    seen: list[tuple[int, int, int]] = []
 
     def detect(self, images):
-        self.seen.append((cv2.getNumThreads(), torch.get_num_threads()))
+        self.seen.append((cv2.getNumThreads(), torch.get_num_threads(), scipy.fft.get_workers()))
         return super().detect(images)
 
 
@@ -52,7 +53,7 @@ def test_scan_runs_the_detector_on_the_cores_the_workers_leave(tmp_path: Path, m
     summary = scan(tmp_path / "shots", tmp_path / "run", ScanOptions(workers=workers, batch_size=2),
                    detector=ThreadCounter())
     expected = 1 if workers is None else 3  # 2 decode workers leave one core; no workers leave all three
-    assert summary.scanned == 3 and ThreadCounter.seen == [(expected, expected)] * 2
+    assert summary.scanned == 3 and ThreadCounter.seen == [(expected, expected, expected)] * 2
     assert (cv2.getNumThreads(), torch.get_num_threads()) == before, "the caller's settings come back"
 
 

@@ -5,8 +5,8 @@ by default the detector process keeps one core and every other core gets a decod
 ``--workers N`` gives the detector the cores the workers leave (``cores - N``, at least one).
 Oversubscribed, each stage slows down more than the overlap gains: decoding a 12 MP JPEG took
 2.5x longer with two workers and the detector on two cores. The detector's share is applied to
-OpenCV and, when the detector uses it, PyTorch, for the scan's duration only; each decode worker
-runs one thread.
+OpenCV and, when the detector uses them, PyTorch and scipy.fft, for the scan's duration only; each
+decode worker runs one thread.
 
 **Allocator.** A detector makes large temporary arrays (FFT tiles, float copies of the image) on
 every image. glibc's malloc hands such blocks back to the kernel when they are freed and faults
@@ -56,19 +56,21 @@ def share_cores(workers: int | None, cores: int | None = None) -> tuple[int, int
 
 @contextlib.contextmanager
 def detector_threads(threads: int) -> Iterator[None]:
-    """Limit OpenCV's and (when loaded) PyTorch's thread pools in this process to ``threads`` for the
-    duration of the block, then restore them. PyTorch is never imported here: a detector that
-    does not use it does not pay for loading it."""
+    """Limit OpenCV's and, when loaded, PyTorch's thread pools in this process to ``threads`` for
+    the duration of the block, then restore them; scipy.fft's default worker count (of the calling
+    thread, the one that detects) is set to the same. PyTorch and SciPy are never imported here: a
+    detector that does not use them does not pay for loading them."""
     import cv2
 
-    torch = sys.modules.get("torch")
+    torch, fft = sys.modules.get("torch"), sys.modules.get("scipy.fft")
     saved_cv2 = cv2.getNumThreads()
     saved_torch = torch.get_num_threads() if torch is not None else None
     cv2.setNumThreads(threads)
     if torch is not None:
         torch.set_num_threads(threads)
     try:
-        yield
+        with fft.set_workers(threads) if fft is not None else contextlib.nullcontext():
+            yield
     finally:
         cv2.setNumThreads(saved_cv2)
         if torch is not None and saved_torch is not None:
