@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -85,3 +86,12 @@ def test_freed_arrays_are_reused_instead_of_faulted_in_again() -> None:
     default, tuned = faults("default"), faults("tuned")
     assert default > 10_000, "glibc returns each 16 MB array to the kernel and faults it in again"
     assert tuned < default / 20
+
+
+def test_pytorch_tensors_go_on_huge_pages_unless_the_user_chose(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    resources.keep_freed_memory()
+    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "1", "read by PyTorch at its first large CPU allocation"
+    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")
+    resources.keep_freed_memory()
+    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "0"

@@ -166,6 +166,7 @@ class LocalEngine:
     def prepare(self, options: ScanOptions) -> DetectorSetup:
         self.options = options
         if self.detector is None:
+            keep_freed_memory()  # before the detector allocates: PyTorch reads its page setting once
             self.detector = make_detector(options)
         return DetectorSetup.of(self.detector, options)
 

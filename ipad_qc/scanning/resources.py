@@ -14,6 +14,7 @@ fresh zeroed pages in for the next image: 17,000 page faults and ~100 ms of syst
 image. :func:`keep_freed_memory` raises its thresholds, so freed blocks up to 32 MB are reused and
 up to 256 MB of freed memory stays with the process; blocks above 32 MB (a 100-megapixel decode, a
 full-size mask) are still mapped and unmapped on their own, so large images do not pin memory.
+PyTorch's large tensors, above that limit too, are put on 2 MB pages, faulted in 512 times less often.
 """
 
 from __future__ import annotations
@@ -79,11 +80,16 @@ def detector_threads(threads: int) -> Iterator[None]:
 
 def keep_freed_memory() -> bool:
     """Set glibc malloc's thresholds for a process that allocates and frees the same large arrays
-    on every image (see the module docstring); False where the C library is not glibc.
+    on every image (see the module docstring), and put PyTorch's CPU tensors of 2 MB and more on
+    transparent huge pages (``THP_MEM_ALLOC_ENABLE``, read when PyTorch first allocates one): a
+    network's activations above malloc's 32 MB limit are still mapped afresh per batch, but in 2 MB
+    pages, 40 times fewer faults (ipad-net at 768 px: 50,000 -> 1,300 per image, half its system
+    time). Returns False where the C library is not glibc.
 
-    The setting lasts for the process (malloc has no way to ask for its old values); it only
-    changes when freed memory is returned, never what a program can allocate.
+    The settings last for the process (malloc has no way to ask for its old values); they only
+    change when freed memory is returned, never what a program can allocate.
     """
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     if not sys.platform.startswith("linux"):
         return False
     try:
