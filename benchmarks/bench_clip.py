@@ -4,7 +4,8 @@ For each configuration (default: ViT-B-16@224, ViT-B-16@518, ViT-L-14@518) a fre
 builds the model with random weights (same cost as real ones; no download), times the bare
 open_clip vision tower and the full IPAD-CLIP forward (adapters, taps, projectors, Eq. 12 maps
 upsampled to the input size) on the same batch, and reports images/s, peak memory and the
-overhead ratio IPAD-CLIP / bare encoder (target < 1.15). On CUDA it runs under bf16 autocast.
+overhead ratio IPAD-CLIP / bare encoder (target < 1.15). On CUDA it runs under bf16 autocast, with
+IPAD-CLIP's score heads in fp32 as in training and scans.
 
     python benchmarks/bench_clip.py                       # CPU, batch 1
     python benchmarks/bench_clip.py --device cuda --batch 8 --iters 20
@@ -18,7 +19,6 @@ import resource
 import subprocess
 import sys
 import time
-from contextlib import nullcontext
 
 CONFIGS = ("ViT-B-16@224", "ViT-B-16@518", "ViT-L-14@518")
 
@@ -44,6 +44,7 @@ def measure(name: str, size: int, batch_size: int, iters: int, device: str) -> d
     import torch
 
     from ipad_qc.clip import IpadClip, IpadClipConfig
+    from ipad_qc.device import autocast_for
 
     torch.set_num_threads(torch.get_num_threads())
     model = IpadClip(IpadClipConfig(backbone=name, pretrained=None, image_size=size))
@@ -51,8 +52,7 @@ def measure(name: str, size: int, batch_size: int, iters: int, device: str) -> d
     model.drop_text_encoder()
     model = model.to(device).eval()
     batch = torch.randn(batch_size, 3, size, size, device=device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode(), autocast_for(device):
         bare = _time(model.vision.visual, batch, device, iters)
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()

@@ -27,11 +27,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ipad_qc.classes import ARTIFACT_CLASSES
-from ipad_qc.datasets.loader import read_labelled
 from ipad_qc.datasets.synth import SynthSettings, synthesize
 from ipad_qc.detectors.registry import available_detectors, get_detector
-from ipad_qc.evaluation.run_scoring import DetectorEvaluation, score_run
-from ipad_qc.scanner import ScanOptions, scan
+from ipad_qc.evaluation.run_scoring import DetectorEvaluation, evaluate_detector
+from ipad_qc.scanner import ScanOptions
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("IPAD_QC_SHARED", REPO.parent / "shared"))
@@ -58,14 +57,10 @@ def _arguments() -> argparse.Namespace:
 
 def evaluate(name: str, data: Path, split: str, out: Path, workers: int | None) -> tuple[DetectorEvaluation, float]:
     """``ipad-qc eval data --detector name --split split`` in code; returns it with the detect time per image."""
-    labelled = read_labelled(data)
-    samples = [s for s in labelled.samples if split == "all" or s.split == split]
-    run_dir = out / f"{data.name}-{name}"
-    summary = scan(data, run_dir, ScanOptions(detector=name, workers=workers, write_thumbnails=False, force=True,
-                                              only=frozenset(s.image for s in samples)))
+    options = ScanOptions(detector=name, workers=workers, write_thumbnails=False, force=True)
+    evaluation, summary = evaluate_detector(data, out / f"{data.name}-{name}", options, split)
     done = summary.scanned + summary.failed
-    per_image = summary.detect_s / done if done else math.nan
-    return score_run(run_dir, data, samples, set_aside=labelled.set_aside), per_image
+    return evaluation, (summary.detect_s / done if done else math.nan)
 
 
 def figures(evaluation: DetectorEvaluation) -> dict[str, float]:

@@ -108,8 +108,8 @@ def main() -> None:
             "--image-size", 128, "--epochs", args.epochs, "--batch-size", args.batch_size, "--workers", 0,
             "--device", "cpu", "--seed", args.seed)
         train_s = time.perf_counter() - start
-        run("eval", work / "run" / "best.safetensors", work / "data", "--split", "test", "--json",
-            work / "eval.json", "--device", "cpu")
+        run("eval", work / "data", "--checkpoint", work / "run" / "best.safetensors", "--split", "test", "--json",
+            work / "eval.json", "--device", "cpu", "-q")
         report = json.loads((work / "eval.json").read_text())
         ceiling = probe_ceiling(work / "run" / "best.safetensors", work / "data")
         with open(work / "run" / "metrics.csv", encoding="utf-8") as handle:

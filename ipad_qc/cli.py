@@ -36,6 +36,7 @@ from ipad_qc.gating import flagged_rows, parse_fail_on
 from ipad_qc.io import RAW_MODES
 from ipad_qc.io.budget import DEFAULT_MAX_PIXELS
 from ipad_qc.names import markup
+from ipad_qc.net.commands import train_net_command
 from ipad_qc.ray_engine import RayEngine
 from ipad_qc.report.cli import compare_command, report_command, write_scan_report
 from ipad_qc.routing.cli import plugins_command, route_after_scan, route_command, scan_route_options
@@ -311,6 +312,7 @@ def detectors_command() -> None:
 
 main.add_command(model_info_command)
 main.add_command(train_command)
+main.add_command(train_net_command)
 main.add_command(eval_command)
 main.add_command(report_command)
 main.add_command(compare_command)

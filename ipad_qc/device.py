@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
@@ -32,3 +35,16 @@ def resolve_device(requested: str) -> str:
             )
         return requested
     raise ValueError(f"unknown device {requested!r}; choose from {', '.join(DEVICE_CHOICES)} (or cuda:N)")
+
+
+def autocast_for(device: str) -> AbstractContextManager[Any]:
+    """bf16 autocast on CUDA (fp16 where bf16 is missing), for the backbones; plain fp32 elsewhere.
+
+    Models keep their score heads in fp32 inside it (see :mod:`ipad_qc.clip.model`).
+    """
+    if not device.startswith("cuda"):
+        return nullcontext()
+    import torch
+
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)

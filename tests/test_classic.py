@@ -1,4 +1,10 @@
-"""The ``classic`` detector on seeded synthetic cases: contract, localisation and robustness."""
+"""The ``classic`` detector on seeded synthetic cases: contract, localisation and robustness.
+
+Two kinds of cases: the camera-like synthesis (a photographed screen, flare from a light in the
+scene, a fused burst; :mod:`ipad_qc.synthetic`) on procedural scenes, which is what the detector's
+physics is built for, and the frozen procedural benchmark (``make_case``) for the contract and the
+ghosting ranking. Real-capture figures come from ``benchmarks/bench_real.py``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ import pytest
 from ipad_qc.classes import CLASS_NAMES
 from ipad_qc.detectors.base import Detector
 from ipad_qc.detectors.classic import ANALYSIS_SIDE, ClassicDetector, create
-from ipad_qc.synthetic import as_decoded, make_case
+from ipad_qc.synthetic import as_decoded, clean_scene, fused_burst, lens_flare, make_case, screen_capture
 
 WIDTH, HEIGHT = 512, 384
 SEEDS = range(6)
@@ -30,6 +36,29 @@ def results(detector: ClassicDetector) -> dict[str, list]:
         cases = [make_case(kind, np.random.default_rng(seed), WIDTH, HEIGHT) for seed in SEEDS]
         detections = detector.detect([as_decoded(image) for image, _, _ in cases])
         out[kind] = [(detection, mask) for detection, (_, mask, _) in zip(detections, cases, strict=True)]
+    return out
+
+
+CAMERA_SEEDS = range(8)
+_CAMERA = {"moire": screen_capture, "flare": lens_flare, "ghosting": fused_burst}
+
+
+@pytest.fixture(scope="module")
+def camera_results(detector: ClassicDetector) -> dict[str, list]:
+    """Per class: (detection, mask) of camera-like synthesis on procedural scenes (lamps for flare)."""
+    out: dict[str, list] = {}
+    for kind in CLASS_NAMES:
+        cases = []
+        for seed in CAMERA_SEEDS:
+            rng = np.random.default_rng(seed)
+            scene = clean_scene(rng, WIDTH, HEIGHT, lamps=2 if kind == "flare" else None)
+            if kind == "clean":
+                cases.append((scene, np.zeros((HEIGHT, WIDTH), bool)))
+                continue
+            made = _CAMERA[kind](scene, rng)
+            cases.append((made.image.astype(np.float32), made.mask))
+        detections = detector.detect([as_decoded(image) for image, _ in cases])
+        out[kind] = [(detection, mask) for detection, (_, mask) in zip(detections, cases, strict=True)]
     return out
 
 
@@ -79,35 +108,43 @@ def test_scores_maps_and_masks_have_the_contracted_shapes(results: dict[str, lis
             assert detection.mask().shape == (HEIGHT, WIDTH)
 
 
-def test_clean_scenes_are_mostly_labelled_clean(results: dict[str, list]) -> None:
-    labels = [detection.label for detection, _ in results["clean"]]
-    assert labels.count("clean") >= 4, labels
+def test_clean_scenes_are_mostly_labelled_clean(results: dict[str, list], camera_results: dict[str, list]) -> None:
+    for pairs in (results["clean"], camera_results["clean"]):
+        labels = [detection.label for detection, _ in pairs]
+        assert labels.count("clean") >= len(labels) - 1, labels
 
 
-@pytest.mark.parametrize(("kind", "min_iou"), [("flare", 0.3), ("moire", 0.5)])
-def test_flare_and_moire_are_labelled_and_localised(
-    results: dict[str, list], kind: str, min_iou: float
-) -> None:
-    pairs = results[kind]
+def test_photographed_screens_are_labelled_moire_over_the_screen(camera_results: dict[str, list]) -> None:
+    """A screen filling the frame, photographed through a Bayer sensor: coloured beats everywhere."""
+    labels = [detection.label for detection, _ in camera_results["moire"]]
+    assert labels.count("moire") >= 6, labels
+    covered = [float((detection.class_maps["moire"] >= 0.5).mean()) for detection, _ in camera_results["moire"]]
+    assert np.median(covered) >= 0.3, np.round(covered, 2)
+
+
+def test_flare_is_labelled_and_localised_where_it_is_visible(camera_results: dict[str, list]) -> None:
+    pairs = camera_results["flare"]
     labels = [detection.label for detection, _ in pairs]
-    assert labels.count(kind) >= 4, labels
-    ious = [_iou(detection.class_maps[kind] >= 0.5, mask) for detection, mask in pairs]
-    assert np.median(ious) >= min_iou, np.round(ious, 2)
+    assert labels.count("flare") >= 4, labels
+    ious = [_iou(detection.class_maps["flare"] >= 0.5, mask) for detection, mask in pairs if detection.label == "flare"]
+    assert np.median(ious) >= 0.4, np.round(ious, 2)
 
 
-def test_ghosting_map_is_higher_on_the_ghost_than_elsewhere(results: dict[str, list]) -> None:
+def test_ghosting_map_is_higher_on_the_ghost_than_elsewhere(results: dict[str, list],
+                                                            camera_results: dict[str, list]) -> None:
     """The ghosting test is the weakest of the three; it must still rank ghost pixels higher."""
-    contrasts = [
-        detection.class_maps["ghosting"][mask].mean() - detection.class_maps["ghosting"][~mask].mean()
-        for detection, mask in results["ghosting"]
-    ]
-    assert sum(c > 0 for c in contrasts) >= 5, np.round(contrasts, 3)
+    for pairs, needed in ((results["ghosting"], 5), (camera_results["ghosting"], 5)):
+        contrasts = [detection.class_maps["ghosting"][mask].mean() - detection.class_maps["ghosting"][~mask].mean()
+                     for detection, mask in pairs]
+        assert sum(c > 0 for c in contrasts) >= needed, np.round(contrasts, 3)
 
 
 def test_ghosting_scores_rank_ghosts_above_clean_scenes(results: dict[str, list]) -> None:
-    """Image level: the duplicate-displacement margin must lift ghosted images above clean ones."""
+    """Image level: the duplicate-displacement margin must lift ghosted images above clean ones. The
+    calibration is deliberately conservative (few clean photos flagged), so this is a ranking test."""
     ghost, clean = ([detection.scores["ghosting"] for detection, _ in results[kind]] for kind in ("ghosting", "clean"))
-    assert np.median(ghost) > np.median(clean) + 0.05, (np.round(ghost, 2), np.round(clean, 2))
+    wins = np.mean([g > c for g in ghost for c in clean])
+    assert wins >= 0.75, (np.round(ghost, 3), np.round(clean, 3))
 
 
 def test_sixteen_bit_input_gives_the_same_verdict(detector: ClassicDetector) -> None:

@@ -62,6 +62,20 @@ def test_checkpoint_detector_matches_model_output(checkpoint: Path) -> None:
         class_probs[0].tolist(), abs=1e-6)
 
 
+def test_detector_scores_stay_fp32_under_bf16_autocast(checkpoint: Path, monkeypatch) -> None:
+    """The CUDA path (bf16 autocast), run on the CPU: class maps come out in fp32 without bf16 ties."""
+    from ipad_qc.clip import detector as detector_module
+
+    detector = get_detector("ipad-clip", device="cpu", checkpoint=str(checkpoint))
+    reference = detector.detect(images()[:1])[0]
+    monkeypatch.setattr(detector_module, "autocast_for", lambda device: torch.autocast("cpu", dtype=torch.bfloat16))
+    emulated = detector.detect(images()[:1])[0]
+    assert emulated.scores == pytest.approx(reference.scores, abs=0.03)
+    for name, values in emulated.class_maps.items():
+        assert values.dtype == np.float32
+        assert np.unique(values).size >= 0.9 * np.unique(reference.class_maps[name]).size
+
+
 def test_scan_with_ipad_clip_checkpoint(checkpoint: Path, tmp_path: Path) -> None:
     for i in range(3):
         write_jpeg(tmp_path / "shots" / f"{i}.jpg", width=160, height=120, seed=i)

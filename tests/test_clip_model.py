@@ -45,22 +45,26 @@ def backbone_names(model: IpadClip) -> set[str]:
     return {n for n, _ in model.named_parameters() if n.startswith(("vision.visual.", "prompts.tower."))}
 
 
-def test_backbone_frozen_in_every_stage(model: IpadClip) -> None:
+def parameters_of(model: IpadClip, *prefixes: str) -> set[str]:
+    return {n for n, _ in model.named_parameters() if n.startswith(prefixes)}
+
+
+def test_each_stage_trains_exactly_what_the_paper_names(model: IpadClip) -> None:
+    """Section 4.4: I adapters + projectors + FC heads; II the text prompts only; III adapters + projectors."""
     assert backbone_names(model) and not any(p.requires_grad for n, p in model.named_parameters()
                                              if n in backbone_names(model))
     expected = {
-        1: ("vision.adapters.", "vision.projectors.", "cls_head.", "seg_head."),
-        2: ("prompts.context", "prompts.deep_prompts"),
-        3: ("vision.adapters.", "vision.projectors."),
+        1: parameters_of(model, "vision.adapters.", "vision.projectors.", "cls_head.", "seg_head."),
+        2: {"prompts.context", "prompts.deep_prompts"},
+        3: parameters_of(model, "vision.adapters.", "vision.projectors."),
     }
-    for stage, prefixes in expected.items():
+    assert expected[1] > expected[3] and parameters_of(model, "vision.projectors.")
+    for stage, names in expected.items():
         trainable = names_of(model, model.set_stage(stage))
+        assert trainable == names, f"stage {stage}"
         assert trainable == {n for n, p in model.named_parameters() if p.requires_grad}
-        assert trainable and all(name.startswith(prefixes) for name in trainable)
-        assert all(any(name.startswith(prefix) for name in trainable) for prefix in prefixes)
         assert not trainable & backbone_names(model), f"stage {stage} would train the frozen CLIP"
-    assert any(n.startswith("cls_head.") for n in names_of(model, model.set_stage(1)))
-    assert not any(n.startswith("cls_head.") for n in names_of(model, model.set_stage(3)))
+    assert model.head == "text" and model.text_frozen, "Stage III predicts with the frozen anchors (Eq. 12)"
 
 
 def test_output_shapes_and_probabilities(model: IpadClip) -> None:
@@ -97,6 +101,33 @@ def test_deep_prompts_change_text_embeddings(model: IpadClip) -> None:
     assert not torch.allclose(after, with_context)
 
 
+def test_deep_prompts_replace_positions_1_to_j_and_keep_sot(model: IpadClip) -> None:
+    """Eq. 4-6: in layers 2..D the first J tokens after SOT are fresh learnable ones (the transformed
+    ones discarded); SOT and every later token carry on; deeper layers get their input unchanged."""
+    prompts = model.prompts
+    blocks = prompts.tower.transformer.resblocks
+    inputs, outputs = {}, {}
+    for index, block in enumerate(blocks):
+        block.register_forward_pre_hook(lambda m, args, i=index: inputs.__setitem__(i, args[0].detach().clone()))
+        block.register_forward_hook(lambda m, args, out, i=index: outputs.__setitem__(i, out.detach().clone()))
+    with torch.no_grad():
+        prompts()
+    j, deep_layers = prompts.deep_length, prompts.deep_prompts.shape[0] + 1
+    assert deep_layers == 3 and len(blocks) == 4
+    positional = prompts.tower.positional_embedding
+    torch.testing.assert_close(inputs[0][:, 1:1 + prompts.prompt_length],
+                               prompts.context + positional[1:1 + prompts.prompt_length])  # layer 1: [N]/[A] words
+    torch.testing.assert_close(inputs[0][:, 0], prompts.word_embeddings[:, 0] + positional[0])  # SOT
+    for layer in range(1, len(blocks)):
+        before, given = outputs[layer - 1], inputs[layer]
+        torch.testing.assert_close(given[:, 0], before[:, 0])  # SOT kept
+        torch.testing.assert_close(given[:, 1 + j:], before[:, 1 + j:])
+        if layer < deep_layers:
+            torch.testing.assert_close(given[:, 1:1 + j], prompts.deep_prompts[layer - 1].expand(len(given), -1, -1))
+        else:
+            torch.testing.assert_close(given, before)
+
+
 def test_eot_pooling_ignores_padding_under_causal_mask(model: IpadClip) -> None:
     prompts = model.prompts
     eot = int(prompts.pool_positions.max())
@@ -126,6 +157,39 @@ def test_adapters_only_at_configured_layers_and_feed_next_layer(weights: Path) -
     torch.testing.assert_close(seen["in2"], seen["out1"])  # no adapter after layer 1
 
 
+def test_projectors_receive_the_adapted_feature(weights: Path) -> None:
+    """Eq. 9 projects F~ (after the adapter), not the block's raw output."""
+    model = IpadClip(tiny_config(weights, adapter_layers=(2,), tap_layers=(2, 4), beta=0.1))
+    seen = {}
+    model.vision.visual.transformer.resblocks[1].register_forward_hook(
+        lambda m, i, o: seen.__setitem__("out2", o.detach().clone()))
+    projector = model.vision.projectors["2"]
+    projector.register_forward_pre_hook(lambda m, i: seen.__setitem__("proj2", i[0].detach().clone()))
+    with torch.no_grad():
+        model.vision(pixels(1))
+        adapted = 0.1 * model.vision.adapters["2"](seen["out2"]) + 0.9 * seen["out2"]
+    torch.testing.assert_close(seen["proj2"], adapted[:, 1:])
+
+
+def test_without_mg_no_projector_is_trained_and_clips_frozen_path_maps_the_last_layer(weights: Path,
+                                                                                      tmp_path: Path) -> None:
+    """Section 5.3.2: "the projector modules are removed"; the last layer's tokens reach the text space
+    through CLIP's own frozen ln_post and proj."""
+    model = IpadClip(tiny_config(weights, multi_granularity=False))
+    assert len(model.vision.projectors) == 0
+    assert names_of(model, model.set_stage(3)) == parameters_of(model, "vision.adapters.")
+    assert names_of(model, model.set_stage(1)) == parameters_of(model, "vision.adapters.", "cls_head.", "seg_head.")
+    visual, seen = model.vision.visual, {}
+    visual.transformer.resblocks[-1].register_forward_hook(lambda m, i, o: seen.__setitem__("last", o.detach()))
+    with torch.no_grad():
+        _, feature_map = model.vision(pixels(1))
+        expected = visual.ln_post(seen["last"][:, 1:]) @ visual.proj
+    torch.testing.assert_close(feature_map.flatten(2).transpose(1, 2), expected)
+    path = save_checkpoint(model, tmp_path / "no-mg.safetensors", stages=[1])
+    assert not [k for k in load_state_dict(str(path)) if "projectors" in k or "ln_post" in k or k.endswith("proj")]
+    assert torch.equal(load_model(path)(pixels(1)).seg_logits, model(pixels(1)).seg_logits)
+
+
 def test_layer_choices_scale_with_depth() -> None:
     config = IpadClipConfig()
     assert config.resolved_adapter_layers(24) == (1, 2, 3, 4, 5, 6)
@@ -147,8 +211,7 @@ def test_ablation_switches(weights: Path) -> None:
     assert prompt_texts(no_cls)[2].endswith("lens flare.")
     no_ad = IpadClip(tiny_config(weights, adapters=False))
     assert len(no_ad.vision.adapters) == 0 and not any("adapters" in n for n in names_of(no_ad, no_ad.set_stage(1)))
-    no_mg = IpadClip(tiny_config(weights, multi_granularity=False))
-    assert list(no_mg.vision.projectors) == ["4"]
+    assert IpadClip(tiny_config(weights, multi_granularity=False)).vision.uses_clip_projection
 
 
 def test_local_weight_file_loads_exactly_and_resizes_positions(weights: Path) -> None:
@@ -247,3 +310,35 @@ def test_checkpoint_holds_no_backbone_and_loads_without_code(model: IpadClip, tm
     assert "text_embeddings" in keys and not any(k.startswith(("vision.visual.", "prompts.tower.")) for k in keys)
     assert IpadClipConfig.from_json(metadata["config"]).image_size == TINY_SIZE
     assert np.prod(list(load_model(path).text_embeddings.shape)) > 0
+
+
+def bf16_autocast(device: str = "cpu"):
+    """The CUDA path's bf16 autocast, on the CPU (where the code itself runs fp32)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+@pytest.mark.parametrize("stage", [1, 3])
+def test_scores_are_fp32_under_bf16_autocast(model: IpadClip, stage: int, monkeypatch) -> None:
+    """The backbone may run in bf16; the heads and the softmax may not: bf16 has 8 mantissa bits, so
+    saturated probabilities would tie by the thousand (C-AP 38.6 -> 36.4 in an emulation)."""
+    from ipad_qc.training import predict
+
+    model = trained(model)
+    model.set_stage(stage)
+    batch = pixels()
+    with torch.no_grad():
+        reference = [t.numpy() for t in model(batch).probabilities()]
+        with bf16_autocast():
+            output = model(batch)
+            features = model.vision(batch)
+        assert output.class_logits.dtype == output.seg_logits.dtype == torch.float32
+        exact_head = model.heads(features[0].float(), features[1].float(), batch.shape[-2:])
+    assert torch.equal(output.seg_logits, exact_head.seg_logits), "the head must not be what rounds"
+    monkeypatch.setattr(predict, "autocast_for", bf16_autocast)
+    loader = [(batch, torch.tensor([1, 0]), torch.zeros(2, TINY_SIZE, TINY_SIZE), torch.tensor([True, True]))]
+    class_probs, _, seg_probs, _, _ = next(predict.predictions(model, loader, "cpu"))
+    for got, expected in zip((class_probs, seg_probs), reference, strict=True):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, expected, atol=0.03)
+    for k in range(seg_probs.shape[1]):
+        assert np.unique(seg_probs[:, k]).size >= 0.95 * np.unique(reference[1][:, k]).size, "no bf16 ties"

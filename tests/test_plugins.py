@@ -12,9 +12,10 @@ from test_routing_helpers import ColourCodeDetector, write_marked
 
 from ipad_qc.cli import main
 from ipad_qc.io.types import DecodedImage, ImageMeta
-from ipad_qc.routing import RepairRequest, RoutingPolicy, available_hooks, create_hook, route, to_float
-from ipad_qc.routing.pairs import make_pair, psnr_inside
+from ipad_qc.routing import Declined, RepairRequest, RoutingPolicy, available_hooks, create_hook, route, to_float
+from ipad_qc.routing.pairs import make_pair
 from ipad_qc.routing.policy import HookSpec
+from ipad_qc.routing.quality import psnr
 from ipad_qc.routing.repairs import RepairStore
 from ipad_qc.scanner import ScanOptions, scan
 
@@ -37,7 +38,7 @@ def request_for(pair, depth: int = 8, with_reference: bool = False) -> RepairReq
 
 @pytest.mark.parametrize(("kind", "with_reference"), [("flare", False), ("moire", False), ("ghosting", False),
                                                       ("ghosting", True)])
-def test_builtin_hook_improves_inside_mask_and_touches_nothing_outside(kind: str, with_reference: bool) -> None:
+def test_builtin_hook_improves_inside_mask_and_never_makes_it_worse(kind: str, with_reference: bool) -> None:
     hook = create_hook(HOOK_FOR[kind])
     gains = []
     for seed in range(4):
@@ -46,14 +47,15 @@ def test_builtin_hook_improves_inside_mask_and_touches_nothing_outside(kind: str
             request = request_for(pair, depth, with_reference)
             out = hook.repair(request)
             original = request.image.pixels
-            if out is None:
+            if isinstance(out, Declined):
                 gains.append(0.0)
                 continue
             assert out.dtype == original.dtype and out.shape == original.shape
             assert np.array_equal(out[~pair.mask], original[~pair.mask]), "no pixel outside the mask may change"
-            gains.append(psnr_inside(to_float(out), pair.truth, pair.mask)
-                         - psnr_inside(to_float(original), pair.truth, pair.mask))
-    assert np.mean(gains) > 0.0, f"{HOOK_FOR[kind]} should improve PSNR inside the mask, gains {gains}"
+            gains.append(psnr(to_float(out), pair.truth, pair.mask) - psnr(to_float(original), pair.truth, pair.mask))
+    assert min(gains) > -0.2, f"{HOOK_FOR[kind]} made an image worse: gains {gains}"
+    if kind != "ghosting" or with_reference:  # the single-image model declines most bursts; it must not harm
+        assert np.mean(gains) > 0.0, f"{HOOK_FOR[kind]} should improve PSNR inside the mask, gains {gains}"
 
 
 def test_builtin_hooks_are_listed_through_entry_points() -> None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ipad_qc.detectors.base import Detection, argmax_label, scores_from_evidence
 from ipad_qc.io.types import DecodedImage, DecodeHint
-from ipad_qc.routing.api import RepairRequest, confine_to_mask, to_float
+from ipad_qc.routing.api import Declined, RepairRequest, confine_to_mask, to_float
 
 COLOURS = {"ghosting": (255, 0, 0), "flare": (0, 255, 0), "moire": (0, 0, 255)}
 
@@ -63,21 +63,24 @@ def write_marked(path: Path, classes: Sequence[str] = (), width: int = 120, heig
 
 
 class ScriptedHook:
-    """Logs each call, then inverts the mask region; raises or hangs on file names containing a word."""
+    """Logs each call, then inverts the mask region; raises, hangs or declines on file names containing a word."""
 
     version = "1"
 
-    def __init__(self, artifact: str, log: str, fail_on: str = "boom", hang_on: str = "hang") -> None:
+    def __init__(self, artifact: str, log: str, fail_on: str = "boom", hang_on: str = "hang",
+                 decline_on: str = "leave") -> None:
         self.artifact, self.name, self.log = artifact, f"scripted-{artifact}", log
-        self.fail_on, self.hang_on = fail_on, hang_on
+        self.fail_on, self.hang_on, self.decline_on = fail_on, hang_on, decline_on
 
-    def repair(self, request: RepairRequest) -> np.ndarray | None:
+    def repair(self, request: RepairRequest) -> np.ndarray | Declined:
         with open(self.log, "a", encoding="utf-8") as handle:
             handle.write(f"{self.artifact} {request.relpath} {int(request.mask.sum())}\n")
         if self.fail_on in request.relpath:
             raise RuntimeError("scripted failure")
         if self.hang_on in request.relpath:
             time.sleep(120)
+        if self.decline_on in request.relpath:
+            return Declined(f"scripted: {self.decline_on} it alone")
         return confine_to_mask(request.image.pixels, 1.0 - to_float(request.image.pixels), request.mask)
 
 

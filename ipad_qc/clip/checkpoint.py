@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from ipad_qc import __version__
 from ipad_qc.clip.config import IpadClipConfig
 from ipad_qc.clip.model import IpadClip
+from ipad_qc.tensor_files import read_tensors, write_tensors
 
 FORMAT = "ipad-qc/ipad-clip"
 FORMAT_VERSION = 1
@@ -63,28 +62,12 @@ def save_checkpoint(model: IpadClip, path: str | os.PathLike[str], stages: list[
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "config": config.to_json(),
                 "stages": json.dumps(stages), "head": model.head,
                 "ipad_qc_version": __version__, "extra": json.dumps(extra or {})}
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    save_file(trained_state(model), str(tmp), metadata=metadata)
-    os.replace(tmp, target)
-    return target
+    return write_tensors(path, trained_state(model), metadata)
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """Read tensors and configuration without building a model."""
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (safe_open is not a dict)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: checkpoint not found") from None
-    except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({exc})") from exc
-    if metadata.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an IPAD-CLIP checkpoint (format {metadata.get('format')!r})")
-    if int(metadata.get("format_version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: written by a newer ipad-qc; upgrade to read it")
+    metadata, tensors = read_tensors(path, FORMAT, FORMAT_VERSION, "an IPAD-CLIP checkpoint", CheckpointError)
     config = IpadClipConfig.from_json(metadata["config"])
     return Checkpoint(config, tensors, json.loads(metadata.get("stages", "[]")), metadata.get("head", "text"))
 

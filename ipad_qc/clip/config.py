@@ -52,7 +52,7 @@ class IpadClipConfig:
     learnable_text: bool = True  # False: "w/o LTE", fixed templates
     object_context: bool = True  # False: "w/o CLS", prompts without [cls]
     adapters: bool = True  # False: "w/o AD"
-    multi_granularity: bool = True  # False: "w/o MG", last layer only
+    multi_granularity: bool = True  # False: "w/o MG", no projectors: CLIP's frozen ln_post + proj of the last layer
     #: Per-class decision thresholds calibrated on validation data; empty means argmax.
     thresholds: dict[str, float] = field(default_factory=dict)
     seed: int = 0  # random initialisation of the trainable parts (and of the backbone when random)
@@ -86,7 +86,8 @@ class IpadClipConfig:
         return _checked(layers, depth, "adapter_layers")
 
     def resolved_tap_layers(self, depth: int) -> tuple[int, ...]:
-        """1-based vision layers whose outputs feed the projectors (the last layer alone for "w/o MG")."""
+        """1-based vision layers whose outputs make the feature map (the last layer alone for "w/o MG", through
+        CLIP's own frozen projection instead of a trained projector)."""
         if not self.multi_granularity:
             return (depth,)
         layers = self.tap_layers or tuple(sorted({max(1, round(t * depth / _PAPER_VISION_DEPTH))

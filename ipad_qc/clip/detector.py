@@ -9,7 +9,6 @@ without cropping, so artifacts at the borders are seen, and the maps are stretch
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 from typing import Any
 
 import cv2
@@ -20,7 +19,7 @@ from ipad_qc.clip.checkpoint import load_model
 from ipad_qc.clip.config import IpadClipConfig
 from ipad_qc.clip.model import IpadClip
 from ipad_qc.detectors.base import Detection, label_with_thresholds
-from ipad_qc.device import resolve_device
+from ipad_qc.device import autocast_for, resolve_device
 from ipad_qc.io.types import DecodedImage, DecodeHint
 
 
@@ -30,15 +29,8 @@ def preprocess(image: DecodedImage, size: int, mean: np.ndarray, std: np.ndarray
     return ((rgb - mean) / std).transpose(2, 0, 1)
 
 
-def _autocast(device: str):
-    if not device.startswith("cuda"):
-        return nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
-
-
 class IpadClipDetector:
-    """Batched IPAD-CLIP inference under ``torch.inference_mode`` (bf16/fp16 autocast on CUDA)."""
+    """Batched IPAD-CLIP inference under ``torch.inference_mode`` (bf16/fp16 autocast on CUDA, fp32 scores)."""
 
     name = "ipad-clip"
 
@@ -58,9 +50,9 @@ class IpadClipDetector:
     @torch.inference_mode()
     def detect(self, images: Sequence[DecodedImage]) -> list[Detection]:
         batch = torch.from_numpy(np.stack([preprocess(image, self.size, self.mean, self.std) for image in images]))
-        with _autocast(self.device):
+        with autocast_for(self.device):
             output = self.model(batch.to(self.device, non_blocking=True))
-        class_probs, seg_probs = (t.float().cpu().numpy() for t in output.probabilities())
+        class_probs, seg_probs = (t.cpu().numpy() for t in output.probabilities())  # fp32 heads, fp32 softmax
         return [self._detection(image, class_probs[i], seg_probs[i]) for i, image in enumerate(images)]
 
     def _detection(self, image: DecodedImage, class_probs: np.ndarray, seg_probs: np.ndarray) -> Detection:

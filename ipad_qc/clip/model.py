@@ -5,6 +5,11 @@ Two prediction heads exist. Stage I uses fully-connected classification and segm
 Stages II and III use Eq. 12, the softmax over temperature-scaled cosine similarities between the
 image features and the K+1 text embeddings. After Stage II the text embeddings are constants
 (``text_embeddings`` buffer), which is what checkpoints store and inference uses.
+
+Both heads run in fp32, also under bf16/fp16 autocast: the backbone is where the time goes, while
+Eq. 12's softmax over cosines / 0.07 saturates, and in bf16 (8 mantissa bits) every probability
+above 0.998 would be 1.0, thousands of ties that cost points of C-AP and S-AP and blur the
+calibrated thresholds.
 """
 
 from __future__ import annotations
@@ -34,20 +39,8 @@ class IpadClipOutput:
     seg_logits: torch.Tensor
 
     def probabilities(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.class_logits.softmax(dim=1), self.seg_logits.softmax(dim=1)
-
-
-class ClipTokenProjector(nn.Module):
-    """CLIP's own frozen ``ln_post`` and ``proj`` applied to patch tokens: the zero-shot pixel head."""
-
-    def __init__(self, visual: nn.Module) -> None:
-        super().__init__()
-        self.ln_post = visual.ln_post
-        self.proj = visual.proj
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        tokens = self.ln_post(tokens)
-        return tokens @ self.proj if self.proj is not None else tokens
+        """Image (B, K+1) and pixel (B, K+1, H, W) probabilities, in fp32 whatever the logits' type."""
+        return self.class_logits.float().softmax(dim=1), self.seg_logits.float().softmax(dim=1)
 
 
 def tokenizer_for(backbone_name: str, context_length: int):
@@ -63,8 +56,9 @@ class IpadClip(nn.Module):
         backbone = backbone or build_backbone(config, with_text=with_text)
         depth = backbone.vision_depth
         count = len(config.class_names)
+        taps = config.resolved_tap_layers(depth) if config.multi_granularity else None
         self.vision = AdaptedVisionEncoder(backbone.visual, backbone.embed_dim, config.resolved_adapter_layers(depth),
-                                           config.resolved_tap_layers(depth), config.beta)
+                                           taps, config.beta)
         self.cls_head = nn.Linear(backbone.embed_dim, count)
         self.seg_head = nn.Linear(backbone.embed_dim, count)
         self.prompts = None
@@ -96,7 +90,9 @@ class IpadClip(nn.Module):
 
         I: adapters, projectors and the FC heads. II: the text prompts only (Eq. 12 head).
         III: adapters and projectors against the text embeddings frozen after Stage II.
-        The CLIP backbone is frozen in every stage.
+        The CLIP backbone is frozen in every stage, including ``ln_post`` and ``proj`` when the
+        feature map goes through them ("w/o MG"). An empty list means the stage has nothing to
+        learn (Stage II of "w/o LTE": fixed templates).
         """
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {stage}")
@@ -141,9 +137,8 @@ class IpadClip(nn.Module):
             raise RuntimeError("zero-shot anchors need the text encoder")
         tokenizer = tokenizer_for(self.config.backbone, self.prompts.token_ids.shape[1])
         self.text_embeddings.copy_(template_embeddings(self.prompts.tower, tokenizer, self.config))
-        depth = len(self.vision.visual.transformer.resblocks)
         self.vision.adapters = nn.ModuleDict()
-        self.vision.projectors = nn.ModuleDict({str(depth): ClipTokenProjector(self.vision.visual)})
+        self.vision.use_clip_projection()
         self.text_frozen, self.head = True, "text"
 
     def drop_text_encoder(self) -> None:
@@ -159,6 +154,11 @@ class IpadClip(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> IpadClipOutput:
         image_features, feature_map = self.vision(pixels)
+        with torch.autocast(pixels.device.type, enabled=False):  # the heads in fp32 (module docstring)
+            return self.heads(image_features.float(), feature_map.float(), pixels.shape[-2:])
+
+    def heads(self, image_features: torch.Tensor, feature_map: torch.Tensor, size: tuple[int, int]) -> IpadClipOutput:
+        """Logits from ``F_image`` (B, E) and ``F_MG`` (B, E, h, w): the FC heads or Eq. 12, maps at ``size``."""
         if self.head == "fc":
             class_logits = self.cls_head(image_features)
             seg = self.seg_head(feature_map.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
@@ -167,7 +167,7 @@ class IpadClip(nn.Module):
             scale = 1.0 / self.config.temperature
             class_logits = scale * F.normalize(image_features, dim=-1) @ text.T
             seg = scale * torch.einsum("bchw,kc->bkhw", F.normalize(feature_map, dim=1), text)
-        seg_logits = F.interpolate(seg, size=pixels.shape[-2:], mode="bilinear", align_corners=False)
+        seg_logits = F.interpolate(seg, size=size, mode="bilinear", align_corners=False)
         return IpadClipOutput(class_logits, seg_logits)
 
 

@@ -4,6 +4,11 @@ The frozen open_clip ``VisionTransformer`` is driven block by block instead of t
 ``forward`` so that (a) the adapted feature ``F~ = beta * LN(Act(W F)) + (1 - beta) * F`` is what the
 next block receives (Eq. 7-8), and (b) the tapped layers' tokens are kept for the projectors
 (Eq. 9) in the same pass; open_clip's ``forward_intermediates`` cannot feed an adapted feature on.
+
+The "w/o MG" ablation removes the projectors (Section 5.3.2: "the model relies exclusively on the
+final-layer global features"): the last layer's tokens then reach the text-embedding space through
+CLIP's own frozen ``ln_post`` and ``proj``, the path CLIP maps its pooled token with, and nothing
+on that path is trained. The zero-shot mode uses the same path.
 """
 
 from __future__ import annotations
@@ -42,20 +47,36 @@ class Projector(nn.Module):
 
 
 class AdaptedVisionEncoder(nn.Module):
-    """Runs the frozen vision tower with adapters and returns ``F_image`` and ``F_MG``."""
+    """Runs the frozen vision tower with adapters and returns ``F_image`` and ``F_MG``.
+
+    ``tap_layers`` feed trainable projectors; ``tap_layers=None`` is the projector-free path: the
+    last layer through CLIP's frozen ``ln_post`` and ``proj`` ("w/o MG", zero-shot).
+    """
 
     def __init__(self, visual: nn.Module, embed_dim: int, adapter_layers: tuple[int, ...],
-                 tap_layers: tuple[int, ...], beta: float) -> None:
+                 tap_layers: tuple[int, ...] | None, beta: float) -> None:
         super().__init__()
         self.visual = visual
         width = visual.transformer.width
-        # 1-based layer numbers as in the paper; ModuleDict keys must be strings.
-        self.adapter_layers = adapter_layers
-        self.tap_layers = tap_layers
         self.beta = beta
+        # 1-based layer numbers as in the paper; ModuleDict keys must be strings.
         self.adapters = nn.ModuleDict({str(i): Adapter(width) for i in adapter_layers})
-        self.projectors = nn.ModuleDict({str(i): Projector(width, embed_dim) for i in tap_layers})
+        self.projectors = nn.ModuleDict({str(i): Projector(width, embed_dim) for i in tap_layers or ()})
         self.patch_size = visual.patch_size[0] if isinstance(visual.patch_size, tuple) else visual.patch_size
+
+    @property
+    def uses_clip_projection(self) -> bool:
+        """True when the feature map is CLIP's own frozen projection of the last layer (no projectors)."""
+        return len(self.projectors) == 0
+
+    def use_clip_projection(self) -> None:
+        """Drop the trainable projectors (and adapters stay as they are): the zero-shot feature map."""
+        self.projectors = nn.ModuleDict()
+
+    def clip_projection(self, tokens: torch.Tensor) -> torch.Tensor:
+        """CLIP's frozen ``ln_post`` and ``proj`` applied to (patch) tokens."""
+        tokens = self.visual.ln_post(tokens)
+        return tokens @ self.visual.proj if self.visual.proj is not None else tokens
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``pixels`` (B, 3, S, S) normalised -> ``F_image`` (B, E) and ``F_MG`` (B, E, S/p, S/p)."""
@@ -70,6 +91,8 @@ class AdaptedVisionEncoder(nn.Module):
             if str(number) in self.projectors:
                 projected = self.projectors[str(number)](tokens[:, 1:])
                 multi_granularity = projected if multi_granularity is None else multi_granularity + projected
+        if self.uses_clip_projection:
+            multi_granularity = self.clip_projection(tokens[:, 1:])
         pooled, _ = self.visual._pool(tokens)
         if self.visual.proj is not None:
             pooled = pooled @ self.visual.proj

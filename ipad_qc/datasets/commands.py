@@ -14,7 +14,10 @@ from rich.table import Table
 
 from ipad_qc.classes import ARTIFACT_CLASSES, CLASS_NAMES, parse_class_list
 from ipad_qc.datasets.manifest import SPLITS
-from ipad_qc.datasets.synth import SynthError, SynthSettings, SynthSummary, synthesize
+from ipad_qc.datasets.settings import CLEAN_RECIPES, SynthSettings
+from ipad_qc.datasets.synth import SynthError, SynthSummary, synthesize
+from ipad_qc.synthetic.capture import TailSettings
+from ipad_qc.synthetic.negatives import RECIPES
 
 EXIT_USAGE = 2
 
@@ -44,6 +47,18 @@ class NumberList(click.ParamType):
         if self.is_range and numbers[0] > numbers[1]:
             self.fail(f"range {value!r} must be given as low,high", param, ctx)
         return numbers
+
+
+def _parse_recipes(ctx: click.Context, param: click.Parameter, value: str) -> tuple[tuple[str, float], ...]:
+    """``photo=0.4,screen=0.2``: recipe names with weights (checked against the recipes by SynthSettings)."""
+    recipes = []
+    for part in (item.strip() for item in value.split(",") if item.strip()):
+        name, equals, weight = part.partition("=")
+        try:
+            recipes.append((name.strip(), float(weight) if equals else 1.0))
+        except ValueError:
+            raise click.BadParameter(f"{part!r}: expected NAME=WEIGHT") from None
+    return tuple(recipes)
 
 
 def _parse_classes(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -112,19 +127,42 @@ def _summary_table(summary: SynthSummary) -> Table:
               help="Same seed and settings give byte-identical data sets, whatever --workers is.")
 @click.option("--flare-strength", metavar="LOW,HIGH",
               type=NumberList(2, high=10), default="0.5,1.5", show_default=True,
-              help="Range of the flare's brightness scale (flare is added light, not an alpha blend).")
+              help="Range of the flare's brightness scale (flare is light added in linear light).")
 @click.option("--moire-phi", metavar="LOW,HIGH",
-              type=NumberList(2, high=1), default="0.35,0.8", show_default=True,
-              help="Range of the Eq. 1 blend factor φ of the aliased screen.")
+              type=NumberList(2, high=1), default="0.6,1", show_default=True,
+              help="Range of the display grid's modulation depth φ (the paper's Eq. 1 factor, on the raw frame).")
+@click.option("--moire-fullframe", type=click.FloatRange(0, 1), default=0.6, show_default=True,
+              help="Share of moiré samples that are photos of a screen filling the frame; the others are a "
+                   "screen the photo shows or, failing that, a placed device.")
 @click.option("--moire-coverage", metavar="LOW,HIGH",
-              type=NumberList(2, high=1), default="0.12,0.45", show_default=True,
-              help="Range of the image fraction a placed screen covers (when no screen is detected).")
+              type=NumberList(2, high=1), default="0.08,0.35", show_default=True,
+              help="Range of the frame a placed device's screen covers.")
+@click.option("--no-placed-screens", is_flag=True,
+              help="Never place a device into a photo: moiré samples without a screen of their own are "
+                   "full-frame screen photos.")
+@click.option("--moire-blur", metavar="LOW,HIGH",
+              type=NumberList(2, high=3), default="0.25,0.55", show_default=True,
+              help="Range of the lens blur (Gaussian sigma, sensor pixels) of screen photos with moiré.")
 @click.option("--ghost-shift", metavar="LOW,HIGH",
-              type=NumberList(2, high=0.5), default="0.005,0.02", show_default=True,
-              help="Range of the moving object's shift per frame, as a fraction of the image side.")
+              type=NumberList(2, high=0.5), default="0.02,0.1", show_default=True,
+              help="Range of the moving region's shift per frame, as a fraction of the image side.")
 @click.option("--ghost-frames", metavar="LOW,HIGH",
-              type=NumberList(2, cast=int, low=2, high=9), default="2,3", show_default=True,
+              type=NumberList(2, cast=int, low=2, high=9), default="2,4", show_default=True,
               help="Range of the burst length fused into a ghosted image.")
+@click.option("--clean-recipes", metavar="NAME=WEIGHT,...", callback=_parse_recipes, show_default=True,
+              default=",".join(f"{name}={weight:g}" for name, weight in CLEAN_RECIPES),
+              help=f"Mix of clean samples: {', '.join(RECIPES)} (hard negatives; see README).")
+@click.option("--jpeg-quality", metavar="LOW,HIGH", type=NumberList(2, cast=int, low=1, high=100),
+              default="60,98", show_default=True, help="Range of the capture tail's JPEG quality.")
+@click.option("--jpeg-share", type=click.FloatRange(0, 1), default=0.85, show_default=True,
+              help="Share of samples (every class alike) that the capture tail JPEG-compresses.")
+@click.option("--letterbox-share", type=click.FloatRange(0, 1), default=0.06, show_default=True,
+              help="Share of samples (every class alike) framed with black bars.")
+@click.option("--no-capture-tail", is_flag=True,
+              help="No resampling, noise, sharpening, JPEG or letterboxing after the synthesis.")
+@click.option("--compare", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of real photos in class subfolders (e.g. realdev): also write comparison_sheet.jpg, "
+                   "synthetic beside real per class. Only looked at, never trained on.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Worker processes (0: generate in this process). [default: number of CPU cores]")
 @click.option("--overwrite", is_flag=True,
@@ -133,16 +171,22 @@ def _summary_table(summary: SynthSummary) -> Table:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary; warnings still go to stderr.")
 def synth_command(clean_dir: Path, out: Path, count: int, clean_ratio: float, classes: tuple[str, ...],
                   splits: tuple[float, float, float], size: int, crop_min: float, seed: int,
-                  flare_strength: tuple[float, float], moire_phi: tuple[float, float],
-                  moire_coverage: tuple[float, float], ghost_shift: tuple[float, float],
-                  ghost_frames: tuple[int, int], workers: int | None, overwrite: bool, no_contact_sheet: bool,
-                  quiet: bool) -> None:
+                  flare_strength: tuple[float, float], moire_phi: tuple[float, float], moire_fullframe: float,
+                  moire_coverage: tuple[float, float], no_placed_screens: bool, moire_blur: tuple[float, float],
+                  ghost_shift: tuple[float, float], ghost_frames: tuple[int, int],
+                  clean_recipes: tuple[tuple[str, float], ...], jpeg_quality: tuple[int, int], jpeg_share: float,
+                  letterbox_share: float, no_capture_tail: bool, compare: Path | None, workers: int | None,
+                  overwrite: bool, no_contact_sheet: bool, quiet: bool) -> None:
     """Make an IPAD-format training set from a folder of clean photos (searched recursively).
 
-    Every sample crops a photo, squashes it to SIZE x SIZE (the model's input, so nothing is
-    resampled after the artifact is made) and adds one artifact with its pixel mask: lens flare
-    on a detected light source, moiré on a detected bright screen-like quadrilateral (or a placed
-    screen), ghosting by fusing a misaligned burst.
+    Every sample crops a photo, squashes it to SIZE x SIZE (the model's input, so the artifact is
+    made at the scale it is stored at) and makes one artifact with its pixel mask, as a camera would:
+    moiré by simulating a photo of a screen (sub-pixel grid, lens, Bayer sampling, demosaicing);
+    flare from a light the photo offers (its lamps, a lamp in a night scene, the sun in its sky);
+    ghosting by fusing a synthetic burst in which a segmented region moved or the camera shook.
+    Clean samples include hard negatives (screens without moiré, lamps without flare, fused bursts
+    without motion, fine textures, text). Every sample then passes the same capture tail
+    (resampling, noise, sharpening, JPEG, letterboxing), whatever its class.
 
     \b
     Writes into --out:
@@ -151,26 +195,33 @@ def synth_command(clean_dir: Path, out: Path, count: int, clean_ratio: float, cl
       masks/<split>/<class>/<photo>_<n>.png  0/255 artifact mask (none for clean samples)
       synth.json                             settings, version and every sample's drawn parameters
       contact_sheet.jpg                      a grid per class with mask outlines: look at it first
+      comparison_sheet.jpg                   with --compare: synthetic beside real, whole and 1:1
 
     \b
     Example:
-      ipad-qc synth ~/photos/clean --out data/synth-v1 --count 3000 --workers 8
+      ipad-qc synth ~/photos/clean --out data/synth-v1 --count 3000 --size 512 --compare ~/photos/real
 
-    Exit codes: 0 done (unreadable photos are skipped with a warning), 2 usage error, no decodable
-    photo, or a non-empty --out without --overwrite.
+    Exit codes: 0 done (unreadable photos and samples without a plausible site are skipped with a
+    warning), 2 usage error, no decodable photo, a --compare folder without labelled photos, or a
+    non-empty --out without --overwrite.
     """
+    tail = TailSettings(jpeg_share=jpeg_share, jpeg_quality=jpeg_quality, letterbox_share=letterbox_share)
+    if no_capture_tail:
+        tail = TailSettings(jpeg_share=0, noise_share=0, resample_share=0, sharpen_share=0, letterbox_share=0)
     try:
         settings = SynthSettings(count=count, size=size, seed=seed, clean_ratio=clean_ratio, classes=classes,
                                  splits=splits, crop_min=crop_min, flare_strength=flare_strength,
-                                 moire_phi=moire_phi, moire_coverage=moire_coverage, ghost_shift=ghost_shift,
-                                 ghost_frames=ghost_frames)
+                                 moire_phi=moire_phi, moire_fullframe=moire_fullframe, moire_coverage=moire_coverage,
+                                 moire_placed=not no_placed_screens, moire_blur=moire_blur, ghost_shift=ghost_shift,
+                                 ghost_frames=ghost_frames, clean_recipes=clean_recipes, tail=tail)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     console = Console(stderr=True)
     listener = RichSynthListener(console, quiet)
     try:
         summary = synthesize(clean_dir, out, settings, workers=(os.cpu_count() or 1) if workers is None else workers,
-                             overwrite=overwrite, listener=listener, contact_sheet=not no_contact_sheet)
+                             overwrite=overwrite, listener=listener, contact_sheet=not no_contact_sheet,
+                             compare=compare)
     except SynthError as exc:
         listener.stop()
         console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)

@@ -151,7 +151,13 @@ def load_samples(root: str | Path, class_names: tuple[str, ...] = CLASS_NAMES) -
 
 
 class IpadDataset(Dataset):
-    """Images resized to the model's square input, CLIP-normalised, with masks and class indices."""
+    """Images resized to the model's square input, CLIP-normalised, with masks and class indices.
+
+    Items are ``(pixels, label, mask, has_mask)``. ``has_mask`` is False for an artifact image
+    without a mask file (a real capture with an image-level label only): its all-zero ``mask``
+    means "unknown", not "clean", and the segmentation loss and pixel metrics leave it out. A clean
+    image's all-zero mask is its ground truth (paper Section 4.1), so ``has_mask`` is True for it.
+    """
 
     def __init__(self, root: str | Path, samples: list[Sample], image_size: int, mean: tuple[float, ...],
                  std: tuple[float, ...], class_names: tuple[str, ...] = CLASS_NAMES, augment: bool = False) -> None:
@@ -175,7 +181,10 @@ class IpadDataset(Dataset):
             raise DatasetError(f"{self.root / sample.mask}: unreadable mask")
         return (cv2.resize(mask, (self.size, self.size), interpolation=cv2.INTER_NEAREST) > 127).astype(np.float32)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, torch.Tensor]:
+    def has_mask(self, sample: Sample) -> bool:
+        return bool(sample.mask) or self.index[sample.label] == 0
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, torch.Tensor, bool]:
         sample = self.samples[index]
         image = load_image(self.root / sample.image, DecodeHint(short_side=self.size)).to_float()
         image = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_AREA)
@@ -186,4 +195,4 @@ class IpadDataset(Dataset):
             image = np.clip(image * float(0.85 + 0.3 * torch.rand(())), 0.0, 1.0)
         pixels = ((image - self.mean) / self.std).transpose(2, 0, 1)
         return (torch.from_numpy(np.ascontiguousarray(pixels)), self.index[sample.label],
-                torch.from_numpy(np.ascontiguousarray(mask)))
+                torch.from_numpy(np.ascontiguousarray(mask)), self.has_mask(sample))

@@ -30,7 +30,8 @@ class UnknownDetectorError(LookupError):
 
 _REGISTRY = EntryPointRegistry(
     ENTRY_POINT_GROUP,
-    {"classic": "ipad_qc.detectors.classic:create", "ipad-clip": "ipad_qc.clip.detector:create"},
+    {"classic": "ipad_qc.detectors.classic:create", "ipad-clip": "ipad_qc.clip.detector:create",
+     "ipad-net": "ipad_qc.net.detector:create"},
     "detector",
     UnknownDetectorError,
 )

@@ -181,15 +181,15 @@ def _scan_labelled(data: Path, samples: list, run_dir: Path, detector: str, dete
     from ipad_qc.cli import RichListener, parse_detector_options
     from ipad_qc.detectors.registry import UnknownDetectorError
     from ipad_qc.device import DeviceUnavailableError
+    from ipad_qc.evaluation.run_scoring import scan_labelled
     from ipad_qc.report.cli import write_scan_report
-    from ipad_qc.scanner import ScanError, ScanOptions, scan
+    from ipad_qc.scanner import ScanError, ScanOptions
 
     options = ScanOptions(detector=detector, detector_options=parse_detector_options(detector_options),
-                          device=device, batch_size=batch_size, workers=workers,
-                          only=frozenset(sample.image for sample in samples))
+                          device=device, batch_size=batch_size, workers=workers)
     listener = RichListener(Console(stderr=True), quiet)
     try:
-        summary = scan(data, run_dir, options, listener=listener)
+        summary = scan_labelled(data, samples, run_dir, options, listener)
     except (ScanError, UnknownDetectorError, DeviceUnavailableError, ValueError) as exc:
         listener.stop()
         _fail(str(exc))

@@ -8,6 +8,12 @@ as levels; pixel scores use a fixed quantisation grid, so memory does not grow w
 
 Levels with no samples only repeat the previous point of each curve, which adds no area and no
 recall, so the results equal those computed over distinct thresholds (as scikit-learn does).
+
+When a level is a cell holding several distinct scores (pixel scores, see
+:mod:`ipad_qc.evaluation.score_grid`), the order inside the cell is lost. The error bounds here
+say how much that can matter, from the counts alone: inside a cell the true curve is some monotone
+path across the cell's rectangle, between the orders "its positives first" and "its negatives
+first", and each metric is monotone between those two extremes.
 """
 
 from __future__ import annotations
@@ -97,6 +103,42 @@ class RankCurve:
             return float("nan")
         return float(np.max(2.0 * self.tp / (self.tp + self.fp + self.positives)))
 
+    def error_bounds(self, mixed: np.ndarray | None = None) -> dict[str, float]:
+        """Largest possible distance of ``auroc``, ``average_precision`` and ``f1_max`` from their values
+        on the scores before they were grouped into levels (NaN where the metric is undefined).
+
+        ``mixed`` (per level, ascending like the histograms) says which levels hold more than one
+        distinct score; the others hold real ties, counted exactly. Default: all of them.
+
+        For a mixed level with ``p`` positives and ``n`` negatives below ``a`` true and ``c``
+        predicted positives: AUROC counts its ``p·n`` pairs as half-ordered, and the truth orders
+        them anywhere between none and all, so it is off by at most ``p·n / (2·P·N)``. AP gives each
+        of its positives the precision ``(a+p)/(c+p+n)``; the j-th positive's true precision lies
+        between ``(a+j)/(c+n+j)`` (all negatives first) and ``(a+p)/(c+p)`` (all negatives after, all
+        positives tied), and AP between the sums over those extremes; the first sum is bounded from
+        below in closed form since ``j -> (a+j)/(d+j)`` is increasing and concave (midpoint rule,
+        Jensen). Level ends are real thresholds, so the true F1max is at least ours and at most the
+        best F1 a mixed level could reach with its positives first, ``2(a+p)/(c+p+P)``.
+        """
+        positives, negatives = self.positives, self.negatives
+        if positives == 0:
+            return {"auroc": float("nan"), "average_precision": float("nan"), "f1_max": float("nan")}
+        p = np.diff(self.tp, prepend=0.0)
+        n = np.diff(self.fp, prepend=0.0)
+        a, c = self.tp - p, self.tp + self.fp - p - n
+        uncertain = p > 0 if mixed is None else (p > 0) & np.asarray(mixed, dtype=bool)[::-1]
+        a, c, p_top, n = a[uncertain], c[uncertain], p[uncertain], n[uncertain]
+        auroc = float(np.sum(p_top * n) / (2.0 * positives * negatives)) if negatives else float("nan")
+        ours = p_top * (a + p_top) / (c + p_top + n)
+        # Positives first, tied: each at (a+p)/(c+p), the most any order gives them.
+        first = p_top * (a + p_top) / (c + p_top)
+        # Negatives first: sum_{j=1..p} (a+j)/(c+n+j) >= the integral from 1/2 to p + 1/2.
+        last = p_top - (c + n - a) * np.log1p(p_top / (c + n + 0.5))
+        average_precision = max(float(np.sum(first - ours)), float(np.sum(ours - last)), 0.0) / positives
+        best_f1 = float(np.max(2.0 * (a + p_top) / (c + p_top + positives), initial=0.0))
+        return {"auroc": auroc, "average_precision": average_precision,
+                "f1_max": max(0.0, best_f1 - self.f1_max())}
+
 
 def aupro(region_weighted: np.ndarray, regions: int, negatives: np.ndarray, fpr_limit: float) -> float:
     """Normalised area under the per-region-overlap curve for FPR in ``[0, fpr_limit]``.
@@ -113,6 +155,29 @@ def aupro(region_weighted: np.ndarray, regions: int, negatives: np.ndarray, fpr_
     pro = _from_origin(cumulative_from_top(region_weighted) / regions)
     fpr = _from_origin(cumulative_from_top(negatives) / negative_total)
     return partial_area(fpr, pro, fpr_limit) / fpr_limit
+
+
+def aupro_error_bound(region_weighted: np.ndarray, regions: int, negatives: np.ndarray, fpr_limit: float,
+                      mixed: np.ndarray | None = None) -> float:
+    """Largest possible distance of :func:`aupro` from its value on the scores before grouping.
+
+    Inside a mixed level (see :meth:`RankCurve.error_bounds`) the true PRO-FPR curve runs
+    monotonically across the level's rectangle, so its area differs from the trapezoid by at most
+    half the rectangle; the level that crosses ``fpr_limit`` is cut there and may be off by its
+    whole cut rectangle.
+    """
+    negative_total = float(np.sum(negatives))
+    if regions == 0 or negative_total == 0:
+        return float("nan")
+    pro = _from_origin(cumulative_from_top(region_weighted) / regions)
+    fpr = _from_origin(cumulative_from_top(negatives) / negative_total)
+    start, stop, rise = fpr[:-1], fpr[1:], np.diff(pro)
+    uncertain = start < fpr_limit
+    if mixed is not None:
+        uncertain &= np.asarray(mixed, dtype=bool)[::-1]
+    width = np.minimum(stop, fpr_limit) - start
+    share = np.where(stop > fpr_limit, 1.0, 0.5)
+    return float(np.sum((width * rise * share)[uncertain]) / fpr_limit)
 
 
 def _from_origin(values: np.ndarray) -> np.ndarray:

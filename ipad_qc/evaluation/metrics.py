@@ -35,7 +35,8 @@ Per artifact class k:
   ``fpr_limit`` so that a perfect detector scores 1.
 * Overall: the macro mean over the K artifact classes, metric by metric. This is what the paper
   reports: Table 3's per-class C-AP of IPAD-CLIP (68.74, 72.22, 96.64) average to Table 1's 79.20,
-  and its per-class S-F1 (35.98, 34.64, 58.80) to 43.14.
+  and its per-class S-F1 (35.98, 34.64, 58.80) to 43.14; its ablation rows average to Table 2's
+  (w/o MG: C-AP 62.69, 66.74, 93.26 to 74.23; w/o LTE: S-F1 25.79, 23.49, 46.18 to 31.82).
 * Undefined metrics are NaN and excluded from the macro mean, with a note in the report. A class
   with no positive images in the evaluated set has all seven NaN; a class whose images carry no
   mask pixel has its four pixel metrics NaN; C-AUROC is NaN without negative images.
@@ -44,16 +45,22 @@ Definitions follow scikit-learn: AUROC is the trapezoidal area under the ROC cur
 sum_n (R_n - R_{n-1}) P_n over descending thresholds; F1max is the largest F1 over all thresholds.
 
 Memory: image-level scores are few (one row per image), so they are kept exactly and sorted at
-``compute``. Pixel scores are not kept: each is quantised to the nearest of ``bins`` levels spread
-uniformly over [0, 1] (scores outside are clamped), and per class five float64 histograms over
-those levels are accumulated: pixels of clean images, of class-k images and of other artifact
-images, positive pixels, and positive pixels weighted by 1 / |r| for the region r they belong to.
-Each protocol's negatives are sums of the first three minus the positives. Since
-PRO(t) = (1 / R) * sum_r (1 / |r|) * #{p in r : s_p >= t}, the whole PRO curve is the weighted
-histogram summed from the top level down, divided by the region count R: one pass instead of
-re-labelling masks at each threshold. All curves take their thresholds at the levels, descending.
-Scores already on the grid (``round(s * (bins - 1)) / (bins - 1)``) give exact results; others are
-off by at most the effect of moving each score by half a level (1 / 131070 for the default bins).
+``compute``. Pixel scores are not kept: each is counted in one of ``CELLS`` cells of a fixed grid
+that is fine where softmax maps put their scores, next to 0 and 1 (see
+:mod:`ipad_qc.evaluation.score_grid`: every float32 score above 1 - 2**-12 has its own cell), and
+per class five float64 histograms over those cells are accumulated: pixels of clean images, of
+class-k images and of other artifact images, positive pixels, and positive pixels weighted by
+1 / |r| for the region r they belong to. Each protocol's negatives are sums of the first three
+minus the positives. Since PRO(t) = (1 / R) * sum_r (1 / |r|) * #{p in r : s_p >= t}, the whole PRO
+curve is the weighted histogram summed from the top cell down, divided by the region count R: one
+pass instead of re-labelling masks at each threshold. All curves take their thresholds at the cell
+boundaries, descending.
+
+Exactness: the pixel metrics are those of the scores with the order inside each cell forgotten.
+Scores one to a cell (distinct 8-bit or 1/255-step maps, saturated float32 tops) give exact
+results; for the rest the report carries, per class and metric, a proven bound on the distance to
+the exact value (``error_bounds``, see :meth:`ipad_qc.evaluation.curves.RankCurve.error_bounds`),
+and a note when a bound could show in the table's two decimals.
 """
 
 from __future__ import annotations
@@ -67,66 +74,87 @@ import numpy as np
 from scipy import ndimage
 
 from ipad_qc.classes import CLASS_NAMES
-from ipad_qc.evaluation.curves import RankCurve, aupro
-from ipad_qc.evaluation.report import DEFAULT_PROTOCOL, METRIC_NAMES, PROTOCOLS, EvaluationReport, ProtocolMetrics
+from ipad_qc.evaluation.curves import RankCurve, aupro, aupro_error_bound
+from ipad_qc.evaluation.report import (
+    DEFAULT_PROTOCOL,
+    METRIC_NAMES,
+    PIXEL_METRICS,
+    PROTOCOLS,
+    EvaluationReport,
+    ProtocolMetrics,
+)
+from ipad_qc.evaluation.score_grid import CELLS, score_cells
 
 #: 8-connectivity: pixels touching by an edge or a corner belong to the same region.
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
-def quantise(scores: np.ndarray, bins: int) -> np.ndarray:
-    """Index of the nearest of ``bins`` levels ``i / (bins - 1)`` for each score, clamped to [0, 1].
-
-    Indices use the smallest unsigned type that holds them (uint16 for 65536 bins): converting to
-    it and counting is faster than going through 64-bit integers. NaN is refused rather than cast
-    to an arbitrary level, which would hide a broken model behind plausible metrics.
-    """
-    scaled = np.multiply(scores, bins - 1, dtype=np.result_type(scores.dtype, np.float32))
-    if np.isnan(scaled).any():
-        raise ValueError("scores contain NaN")
-    np.clip(scaled, 0, bins - 1, out=scaled)
-    np.rint(scaled, out=scaled)
-    return scaled.astype(np.min_scalar_type(bins - 1))
+#: A bound below this (0.005 points) cannot change a percentage printed with two decimals.
+_VISIBLE_BOUND = 5e-5
+_KINDS = ("clean", "own", "others")
 
 
 @dataclass
 class _PixelHistograms:
-    """One artifact class's pixel statistics over the quantisation levels, split by the kind of image
-    the pixels come from, so that each protocol's negatives are a sum of parts."""
+    """One artifact class's pixel statistics over the score cells, split by the kind of image the
+    pixels come from (rows of ``by_kind``, in ``_KINDS`` order), so that each protocol's negatives
+    are a sum of parts. The ``lowest`` and ``highest`` score per cell (as the float32 bits of its
+    distance to 0 or 1, see :func:`score_cells`) tell the cells that hold one distinct score (real
+    ties, counted exactly) from those whose inner order was lost."""
 
-    bins: int
-    clean: np.ndarray = field(init=False)
-    own: np.ndarray = field(init=False)
-    others: np.ndarray = field(init=False)
-    positives: np.ndarray = field(init=False)
-    region_weighted: np.ndarray = field(init=False)
+    by_kind: np.ndarray = field(default_factory=lambda: np.zeros((len(_KINDS), CELLS)))
+    positives: np.ndarray = field(default_factory=lambda: np.zeros(CELLS))
+    region_weighted: np.ndarray = field(default_factory=lambda: np.zeros(CELLS))
+    lowest: np.ndarray = field(default_factory=lambda: np.full(CELLS, np.iinfo(np.int32).max, dtype=np.int32))
+    highest: np.ndarray = field(default_factory=lambda: np.full(CELLS, -1, dtype=np.int32))
+    #: Per cell: True where it holds more than one distinct score.
+    mixed: np.ndarray = field(default_factory=lambda: np.zeros(CELLS, dtype=bool))
     regions: int = 0
 
-    def __post_init__(self) -> None:
-        self.clean, self.own, self.others, self.positives, self.region_weighted = np.zeros((5, self.bins))
-
-    def add(self, levels: np.ndarray, kind: str, mask: np.ndarray | None = None) -> None:
-        """Add one map's pixel levels. ``kind`` is ``clean``, ``own`` (an image of this class, whose
-        artifact ``mask`` is given) or ``others`` (an image of another artifact class)."""
-        counts = np.bincount(levels.ravel(), minlength=self.bins)
-        getattr(self, kind)[:] += counts
-        if kind != "own":
+    def add(self, cells: np.ndarray, distances: np.ndarray, kinds: np.ndarray, masks: np.ndarray) -> None:
+        """Add a batch of maps: ``cells`` and ``distances`` (B, H, W) as :func:`score_cells` gives them,
+        ``kinds`` (B,) the row of ``by_kind`` of each map, in ascending order (``own``: an image of
+        this class, whose artifact ``masks`` (B, H, W) are the positives)."""
+        cells_flat, distances_flat = cells.ravel(), distances.ravel()
+        undecided = ~self.mixed[cells_flat]  # a cell known to be mixed stays so: no need to look again
+        if not undecided.all():
+            cells_flat, distances_flat = cells_flat[undecided], distances_flat[undecided]
+        np.minimum.at(self.lowest, cells_flat, distances_flat)
+        np.maximum.at(self.highest, cells_flat, distances_flat)
+        self.mixed |= self.highest > self.lowest
+        for kind, start, stop in _runs(kinds):
+            self.by_kind[kind] += np.bincount(cells[start:stop].ravel(), minlength=CELLS)
+        own = np.flatnonzero(kinds == _KINDS.index("own"))
+        if not own.size:
             return
-        weights, regions = region_weights(mask)
-        positive_levels = levels[mask]
-        self.positives += np.bincount(positive_levels, minlength=self.bins)
-        self.region_weighted += np.bincount(positive_levels, weights=weights, minlength=self.bins)
-        self.regions += regions
+        positive_cells, weights = [], []
+        for image in own:
+            image_weights, regions = region_weights(masks[image])
+            positive_cells.append(cells[image][masks[image]])
+            weights.append(image_weights)
+            self.regions += regions
+        positive_cells = np.concatenate(positive_cells)
+        self.positives += np.bincount(positive_cells, minlength=CELLS)
+        self.region_weighted += np.bincount(positive_cells, weights=np.concatenate(weights), minlength=CELLS)
 
     def negatives(self, protocol: str) -> np.ndarray:
-        """Negative pixels per level: clean images and the unmasked part of this class's images, plus
+        """Negative pixels per cell: clean images and the unmasked part of this class's images, plus
         every pixel of other artifact images under one-vs-rest."""
-        negatives = self.clean + self.own - self.positives
-        return negatives + self.others if protocol == "one-vs-rest" else negatives
+        clean, own, others = self.by_kind
+        negatives = clean + own - self.positives
+        return negatives + others if protocol == "one-vs-rest" else negatives
 
     @property
     def pixels(self) -> float:
-        return float(self.clean.sum() + self.own.sum() + self.others.sum())
+        return float(self.by_kind.sum())
+
+
+
+def _runs(kinds: np.ndarray) -> list[tuple[int, int, int]]:
+    """``(kind, start, stop)`` of each run of equal values in the sorted ``kinds``."""
+    starts = np.flatnonzero(np.r_[True, kinds[1:] != kinds[:-1]])
+    stops = np.r_[starts[1:], len(kinds)]
+    return [(int(kinds[start]), int(start), int(stop)) for start, stop in zip(starts, stops, strict=True)]
 
 
 def region_weights(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -139,28 +167,26 @@ def region_weights(mask: np.ndarray) -> tuple[np.ndarray, int]:
 class IpadEvaluator:
     """Accumulates predictions batch by batch; ``compute`` returns the seven metrics in both protocols.
 
-    Memory is the image-level scores (N x (K+1) floats) plus 5 x K histograms of ``bins`` float64,
-    whatever the number and size of the maps. See the module docstring for the metric definitions.
+    Memory is the image-level scores (N x (K+1) floats) plus, per artifact class, 5 histograms of
+    ``CELLS`` float64 and the per-cell score range (17 MB per class), whatever the number and size of
+    the maps. See the module docstring for the metric definitions.
     """
 
-    def __init__(self, class_names: Sequence[str] = CLASS_NAMES, bins: int = 65536, fpr_limit: float = 0.3,
+    def __init__(self, class_names: Sequence[str] = CLASS_NAMES, fpr_limit: float = 0.3,
                  protocol: str = DEFAULT_PROTOCOL) -> None:
         if len(class_names) < 2:
             raise ValueError("class_names needs the clean class and at least one artifact class")
-        if bins < 2:
-            raise ValueError(f"bins must be at least 2, got {bins}")
         if not 0 < fpr_limit <= 1:
             raise ValueError(f"fpr_limit must be in (0, 1], got {fpr_limit}")
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
         self.class_names = tuple(class_names)
-        self.bins = bins
         self.fpr_limit = fpr_limit
         self.protocol = protocol
         self._image_scores: list[np.ndarray] = []
         self._labels: list[np.ndarray] = []
         self._without_mask: list[np.ndarray] = []
-        self._pixels = {name: _PixelHistograms(bins) for name in self.class_names[1:]}
+        self._pixels = {name: _PixelHistograms() for name in self.class_names[1:]}
 
     def update(self, class_probs: np.ndarray, labels: np.ndarray, seg_probs: np.ndarray, masks: np.ndarray,
                has_mask: np.ndarray | None = None) -> None:
@@ -177,13 +203,19 @@ class IpadEvaluator:
         self._image_scores.append(class_probs)
         self._labels.append(labels)
         self._without_mask.append(~has_mask)
-        # Image by image: one map's temporaries stay in cache, which halves the time of whole batches.
-        for maps, label, mask, known in zip(seg_probs, labels, masks, has_mask, strict=True):
-            if not known:
-                continue
-            for k, histograms in enumerate(self._pixels.values(), start=1):
-                kind = "clean" if label == 0 else "own" if k == label else "others"
-                histograms.add(quantise(maps[k], self.bins), kind, mask if kind == "own" else None)
+        known = np.flatnonzero(has_mask)
+        if not known.size:
+            return
+        cells = np.empty((known.size, *seg_probs.shape[2:]), dtype=np.int64)
+        distances = np.empty(cells.shape, dtype=np.int32)
+        for k, histograms in enumerate(self._pixels.values(), start=1):
+            kinds = np.where(labels[known] == 0, _KINDS.index("clean"),
+                             np.where(labels[known] == k, _KINDS.index("own"), _KINDS.index("others")))
+            order = np.argsort(kinds, kind="stable")  # maps of one kind side by side: one count per kind
+            # Map by map: one map's temporaries stay in cache, which halves the time of whole batches.
+            for row, image in enumerate(known[order]):
+                cells[row], distances[row] = score_cells(seg_probs[image, k])
+            histograms.add(cells, distances, kinds[order], masks[known[order]])
 
     def compute(self) -> EvaluationReport:
         """Metrics per artifact class and their macro mean in both protocols, with counts and notes."""
@@ -198,10 +230,14 @@ class IpadEvaluator:
 
     def _protocol_metrics(self, protocol: str, scores: np.ndarray, labels: np.ndarray,
                           counts: dict[str, Any]) -> ProtocolMetrics:
-        per_class = {}
+        per_class, bounds = {}, {}
         for k, name in enumerate(self.class_names[1:], start=1):
             chosen = (labels == 0) | (labels == k) if protocol == "vs-clean" else np.ones(labels.shape, dtype=bool)
-            per_class[name] = self._class_metrics(scores[chosen, k], labels[chosen] == k, self._pixels[name], protocol)
+            image = RankCurve.from_scores(scores[chosen, k], labels[chosen] == k)
+            pixel, pixel_bounds = self._pixel_metrics(self._pixels[name], protocol)
+            per_class[name] = {"C-AUROC": image.auroc(), "C-AP": image.average_precision(),
+                               "C-F1max": image.f1_max(), **pixel}
+            bounds[name] = pixel_bounds
         overall = {metric: _mean_of_finite([row[metric] for row in per_class.values()]) for metric in METRIC_NAMES}
         notes = tuple(
             note for name, values in per_class.items()
@@ -212,22 +248,25 @@ class IpadEvaluator:
             "left out of the pixel metrics"
             for name, count in counts["images_without_mask"].items() if count
         )
-        return ProtocolMetrics(overall=overall, per_class=per_class, notes=notes)
+        notes += tuple(
+            f"{name}: {metric} is within {100 * bound:.3f} points of its exact value (pixel scores counted in "
+            f"{CELLS:,} cells)"
+            for name, values in bounds.items() for metric, bound in values.items() if bound > _VISIBLE_BOUND
+        )
+        return ProtocolMetrics(overall=overall, per_class=per_class, notes=notes, error_bounds=bounds)
 
-    def _class_metrics(self, scores: np.ndarray, positive: np.ndarray, pixels: _PixelHistograms,
-                       protocol: str) -> dict[str, float]:
-        image = RankCurve.from_scores(scores, positive)
+    def _pixel_metrics(self, pixels: _PixelHistograms, protocol: str) -> tuple[dict[str, float], dict[str, float]]:
+        """The four pixel metrics of one class and their error bounds."""
         negatives = pixels.negatives(protocol)
-        pixel = RankCurve.from_histograms(pixels.positives, negatives)
-        return {
-            "C-AUROC": image.auroc(),
-            "C-AP": image.average_precision(),
-            "C-F1max": image.f1_max(),
-            "S-AUROC": pixel.auroc(),
-            "S-AP": pixel.average_precision(),
-            "S-F1max": pixel.f1_max(),
-            "S-AUPRO": aupro(pixels.region_weighted, pixels.regions, negatives, self.fpr_limit),
-        }
+        curve = RankCurve.from_histograms(pixels.positives, negatives)
+        mixed = pixels.mixed
+        bounds = curve.error_bounds(mixed)
+        values = {"S-AUROC": curve.auroc(), "S-AP": curve.average_precision(), "S-F1max": curve.f1_max(),
+                  "S-AUPRO": aupro(pixels.region_weighted, pixels.regions, negatives, self.fpr_limit)}
+        bound_values = {"S-AUROC": bounds["auroc"], "S-AP": bounds["average_precision"], "S-F1max": bounds["f1_max"],
+                        "S-AUPRO": aupro_error_bound(pixels.region_weighted, pixels.regions, negatives,
+                                                     self.fpr_limit, mixed)}
+        return values, {metric: bound_values[metric] for metric in PIXEL_METRICS}
 
     def _counts(self, labels: np.ndarray, without_mask: np.ndarray) -> dict[str, Any]:
         """The sample sizes behind the metrics, so a reader can judge how much each figure means."""
@@ -238,7 +277,7 @@ class IpadEvaluator:
             "regions": {name: pixels.regions for name, pixels in self._pixels.items()},
             "positive_pixels": {name: int(pixels.positives.sum()) for name, pixels in self._pixels.items()},
             "pixels": int(self._pixels[self.class_names[1]].pixels),
-            "bins": self.bins,
+            "cells": CELLS,
             "fpr_limit": self.fpr_limit,
         }
 

@@ -24,11 +24,27 @@ OVERALL_ROW = "overall (macro)"
 
 @dataclass(frozen=True)
 class ProtocolMetrics:
-    """One protocol's metrics: per artifact class and their macro mean, with notes on what is undefined."""
+    """One protocol's metrics: per artifact class and their macro mean, with notes on what is undefined.
+
+    ``error_bounds`` holds, per class and pixel metric, a proven bound on how far the figure can be
+    from the one computed on every pixel score exactly (pixel scores are counted in cells, see
+    :mod:`ipad_qc.evaluation.metrics`); image-level metrics are exact.
+    """
 
     overall: dict[str, float]
     per_class: dict[str, dict[str, float]]
     notes: tuple[str, ...] = ()
+    error_bounds: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def overall_error_bounds(self) -> dict[str, float]:
+        """Bounds of the macro means: the mean of the bounds of the classes each mean is taken over."""
+        bounds = {}
+        for metric in PIXEL_METRICS:
+            used = [self.error_bounds[name][metric] for name, values in self.per_class.items()
+                    if math.isfinite(values[metric]) and name in self.error_bounds]
+            bounds[metric] = sum(used) / len(used) if used else float("nan")
+        return bounds
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data with NaN written as ``None`` (``null``): standard JSON has no NaN."""
@@ -36,6 +52,10 @@ class ProtocolMetrics:
             "overall": _finite_or_none(self.overall),
             "per_class": {name: _finite_or_none(values) for name, values in self.per_class.items()},
             "notes": list(self.notes),
+            "error_bounds": {
+                "overall": _finite_or_none(self.overall_error_bounds),
+                "per_class": {name: _finite_or_none(values) for name, values in self.error_bounds.items()},
+            },
         }
 
 

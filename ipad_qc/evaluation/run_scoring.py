@@ -142,3 +142,26 @@ def score_run(run_dir: Path, data: Path, samples: Sequence[Sample], protocol: st
     return DetectorEvaluation(data=data, run_dir=run_dir, detectors=tuple(name for name, _ in detectors.most_common()),
                               report=evaluator.compute(), verdicts=VerdictSummary.of(verdicts),
                               unscored=tuple(unscored), set_aside=dict(set_aside or {}))
+
+
+def scan_labelled(data: Path, samples: Sequence[Sample], run_dir: Path, options: Any, listener: Any = None) -> Any:
+    """Scan exactly the labelled files of ``data`` into ``run_dir`` with ``options`` (a ScanOptions whose
+    ``only`` is replaced); returns the scan summary."""
+    from dataclasses import replace
+
+    from ipad_qc.scanner import scan
+
+    chosen = replace(options, only=frozenset(sample.image for sample in samples))
+    return scan(data, run_dir, chosen, listener=listener)
+
+
+def evaluate_detector(data: Path, run_dir: Path, options: Any, split: str = "all",
+                      protocol: str = DEFAULT_PROTOCOL) -> tuple[DetectorEvaluation, Any]:
+    """``ipad-qc eval DATA --detector ...`` in code: scan the labelled files of ``split`` into ``run_dir``
+    with ``options`` (a ScanOptions), score the run; returns the evaluation and the scan summary."""
+    from ipad_qc.datasets.loader import read_labelled
+
+    labelled = read_labelled(data)
+    samples = [s for s in labelled.samples if split == "all" or s.split == split]
+    summary = scan_labelled(data, samples, run_dir, options)
+    return score_run(run_dir, data, samples, protocol, labelled.set_aside), summary

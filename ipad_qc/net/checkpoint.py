@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from ipad_qc import __version__
 from ipad_qc.net.model import IpadNet, IpadNetConfig
+from ipad_qc.tensor_files import read_tensors, write_tensors
 
 FORMAT = "ipad-qc/ipad-net"
 FORMAT_VERSION = 1
@@ -41,31 +40,15 @@ class NetCheckpoint:
 
 def save_net(model: IpadNet, path: str | os.PathLike[str], training: dict[str, Any] | None = None) -> Path:
     """Write ``path`` atomically (a temporary name, then a rename)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "config": model.config.to_json(),
                 "training": json.dumps(training or {}, sort_keys=True), "ipad_qc_version": __version__}
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    save_file(state, str(tmp), metadata=metadata)
-    os.replace(tmp, target)
-    return target
+    return write_tensors(path, state, metadata)
 
 
 def read_net(path: str | os.PathLike[str]) -> NetCheckpoint:
     """Tensors, configuration and training record of ``path`` without building a network."""
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (safe_open is not a dict)
-    except FileNotFoundError:
-        raise NetCheckpointError(f"{path}: ipad-net weights not found") from None
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise NetCheckpointError(f"{path}: not a readable safetensors file (truncated or corrupt?): {exc}") from exc
-    if metadata.get("format") != FORMAT:
-        raise NetCheckpointError(f"{path}: not ipad-net weights (format {metadata.get('format')!r})")
-    if int(metadata.get("format_version", "0")) > FORMAT_VERSION:
-        raise NetCheckpointError(f"{path}: written by a newer ipad-qc; upgrade to read it")
+    metadata, tensors = read_tensors(path, FORMAT, FORMAT_VERSION, "ipad-net weights", NetCheckpointError)
     try:
         config = IpadNetConfig.from_json(metadata["config"])
         training = json.loads(metadata.get("training", "{}"))

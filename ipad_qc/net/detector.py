@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 
 from ipad_qc.detectors.base import Detection, label_with_thresholds
-from ipad_qc.device import resolve_device
+from ipad_qc.device import autocast_for, resolve_device
 from ipad_qc.io.types import DecodedImage, DecodeHint
 from ipad_qc.net.checkpoint import BUNDLED_WEIGHTS, load_net
 from ipad_qc.net.model import MEAN, STD, IpadNet
@@ -38,14 +37,6 @@ def network_input(rgb: np.ndarray, side: int) -> tuple[np.ndarray, tuple[int, in
         rgb = cv2.copyMakeBorder(rgb, 0, pad_y, 0, pad_x, cv2.BORDER_REFLECT_101)
     pixels = (rgb - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)
     return np.ascontiguousarray(pixels.transpose(2, 0, 1)), (height, width)
-
-
-def autocast_for(device: str):
-    """bf16 autocast on CUDA (fp16 where bf16 is missing); plain fp32 on the CPU."""
-    if not device.startswith("cuda"):
-        return nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
 
 
 class IpadNetDetector:

@@ -5,9 +5,11 @@ network small enough to train here on synthetic artifacts over real photos must 
 around what the artifacts are made of:
 
 * **moiré lives at the finest scales** (a colour lattice a few pixels across, beats tens of pixels
-  wide), so the first layer works at the full analysis resolution with a stride of 1 and keeps
-  colour: the luma-unexplained chroma that sets screen beats apart from textures is a function of
-  neighbouring RGB pixels, which a 3x3 convolution on RGB sees and a grey or strided stem would not;
+  wide), so the first layer reads every RGB pixel of the analysis image: a 3x3 convolution on RGB
+  (stride 2: it still sees each pixel's neighbourhood, it only emits half as many outputs, which
+  halves the training cost) followed by a separable block at 1/2. The luma-unexplained chroma that
+  sets screen beats apart from textures is a function of neighbouring RGB pixels; a grey stem, or
+  one that pooled before its first convolution, would not see it;
 * **flare and ghosting need context**: a glare is a fall-off around a source hundreds of pixels
   away, a ghost a duplicate displaced by tens. Depthwise-separable blocks halve the resolution five
   times (to 1/32), with dilated blocks at the end, so the deepest features see most of the frame;
@@ -40,9 +42,9 @@ class IpadNetConfig:
     """Everything that shapes the network and how it is fed; stored in every checkpoint."""
 
     #: Long side, in pixels, that images are resized to before the network sees them.
-    input_side: int = 768
-    #: Channels at 1/1 (stem), 1/2, 1/4, 1/8, 1/16, 1/32.
-    widths: tuple[int, ...] = (16, 32, 48, 64, 96, 128)
+    input_side: int = 384
+    #: Channels of the first convolution, then at 1/2, 1/4, 1/8, 1/16, 1/32.
+    widths: tuple[int, ...] = (16, 24, 40, 64, 96, 128)
     #: Channels of the fused segmentation features.
     fuse_width: int = 64
     #: Share of each class map whose mean logit the image head reads (the "most suspicious" area).
@@ -110,7 +112,7 @@ class IpadNet(nn.Module):
         w0, w1, w2, w3, w4, w5 = self.config.widths
         classes = len(self.config.class_names)
         fuse = self.config.fuse_width
-        self.stem = nn.Sequential(_conv(3, w0), _conv(w0, w1, stride=2))                 # 1/2
+        self.stem = nn.Sequential(_conv(3, w0, stride=2), _separable(w0, w1))              # 1/2
         self.down4 = nn.Sequential(_separable(w1, w2, 2), _separable(w2, w2))              # 1/4
         self.down8 = nn.Sequential(_separable(w2, w3, 2), _separable(w3, w3))              # 1/8
         self.down16 = nn.Sequential(_separable(w3, w4, 2), _separable(w4, w4, dilation=2))  # 1/16

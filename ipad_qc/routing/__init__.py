@@ -5,12 +5,13 @@
     summary = route("runs/today", load_policy("ipad-qc.toml"))   # what `ipad-qc route runs/today` does
 """
 
-from ipad_qc.routing.api import RemovalHook, RepairRequest, confine_to_mask, from_float, to_float
+from ipad_qc.routing.api import Declined, RemovalHook, RepairRequest, confine_to_mask, from_float, to_float
 from ipad_qc.routing.policy import HookSpec, PolicyError, RoutingPolicy, load_policy
 from ipad_qc.routing.registry import available_hooks, create_hook, register_hook
 from ipad_qc.routing.router import RouteError, RouteSummary, route
 
 __all__ = [
+    "Declined",
     "HookSpec",
     "PolicyError",
     "RemovalHook",

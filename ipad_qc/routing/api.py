@@ -39,14 +39,26 @@ class RepairRequest:
     references: tuple[DecodedImage, ...] = ()
 
 
+@dataclass(frozen=True)
+class Declined:
+    """What a hook returns instead of pixels when its own check says the image would not get better.
+
+    The ``reason`` is recorded with the ``declined`` status in the repairs table (column ``error``),
+    so a person can see why an image was left alone, e.g. "no periodic false colour in the mask".
+    """
+
+    reason: str
+
+
 @runtime_checkable
 class RemovalHook(Protocol):
     """What a removal plugin implements.
 
     ``repair`` returns the repaired pixels (same shape as ``request.image.pixels``, either in the
-    same dtype or float in [0, 1]), or ``None`` to decline (e.g. nothing it can do for this image);
-    a declined repair is recorded and the image goes on to the next hook unchanged. Exceptions fail
-    this image only: hooks run in a worker process under a timeout.
+    same dtype or float in [0, 1]), or :class:`Declined` (or ``None``, without a reason) to decline:
+    a hook should decline an image it cannot improve rather than return a worse one. A declined
+    repair is recorded and the image goes on to the next hook unchanged. Exceptions fail this image
+    only: hooks run in a worker process under a timeout.
     """
 
     #: Registered name, recorded in the repairs table.
@@ -56,7 +68,7 @@ class RemovalHook(Protocol):
     #: Version string recorded with each repair (a new version redoes finished repairs).
     version: str
 
-    def repair(self, request: RepairRequest) -> np.ndarray | None: ...
+    def repair(self, request: RepairRequest) -> np.ndarray | Declined | None: ...
 
 
 # --- helpers for hook authors ------------------------------------------------------------------

@@ -17,15 +17,22 @@ from typing import Any
 
 import numpy as np
 
-from ipad_qc.routing.api import RemovalHook, RepairRequest
+from ipad_qc.routing.api import Declined, RemovalHook, RepairRequest
 
 
 @dataclass
 class HookResult:
-    """What one call returned: pixels, ``None`` (declined), or an error message."""
+    """What one call returned: pixels, no pixels (declined, with the hook's ``reason`` if it gave one),
+    or an error message."""
 
     pixels: np.ndarray | None = None
     error: str | None = None
+    reason: str | None = None
+
+    @classmethod
+    def of(cls, outcome: np.ndarray | Declined | None) -> HookResult:
+        """The result of a hook's ``repair`` return value."""
+        return cls(reason=outcome.reason) if isinstance(outcome, Declined) else cls(pixels=outcome)
 
 
 def _serve(factory: Callable[..., RemovalHook], options: dict[str, Any], conn: Connection) -> None:
@@ -40,7 +47,7 @@ def _serve(factory: Callable[..., RemovalHook], options: dict[str, Any], conn: C
             conn.send(HookResult(error=startup_error))
             continue
         try:
-            conn.send(HookResult(pixels=hook.repair(request)))
+            conn.send(HookResult.of(hook.repair(request)))
         except Exception as exc:
             conn.send(HookResult(error=f"hook raised {type(exc).__name__}: {exc}"))
 

@@ -79,9 +79,3 @@ def _object(scene: np.ndarray, centre: tuple[float, float], size: float, colour:
     cv2.ellipse(image, (cx, cy), (axes[0] // 2, axes[1] // 3), 20, 0, 360, dark, -1, cv2.LINE_AA)
     cv2.line(image, (cx - axes[0], cy), (cx + axes[0], cy), (0.95, 0.95, 0.95), 2, cv2.LINE_AA)
     return np.clip(image, 0, 1).astype(np.float32)
-
-
-def psnr_inside(result: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
-    """PSNR (dB) of ``result`` against ``truth`` over the masked pixels; both float in [0, 1]."""
-    error = float(np.mean((result[mask].astype(np.float64) - truth[mask]) ** 2))
-    return 10.0 * np.log10(1.0 / max(error, 1e-12))

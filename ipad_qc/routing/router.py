@@ -224,7 +224,7 @@ def _repair_image(ctx: _Context, row: Mapping[str, Any], classes: list[str]) -> 
         return records
     for record in records:
         result, record.duration_ms = _run_step(ctx, row, image, record.artifact)
-        record.status, record.error = _status(result), result.error
+        record.status, record.error = _status(result), result.error or result.reason
         if record.status == "ok":
             image = DecodedImage(result.pixels, image.meta)
         record.finished_at = utc_now()

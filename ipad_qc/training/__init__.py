@@ -1,1 +1,1 @@
-"""IPAD-CLIP training: losses, the three-stage trainer, threshold calibration and evaluation runs."""
+"""Training on IPAD data: the shared loop (data, loss, validation, calibration, resume) and the model recipes."""

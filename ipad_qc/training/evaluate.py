@@ -36,11 +36,10 @@ def evaluate_checkpoint(checkpoint: Path, data: Path, samples: Sequence[Sample],
                           config.class_names)
     evaluator = IpadEvaluator(config.class_names, protocol=protocol)
     verdicts, offset = [], 0
-    for class_probs, labels, seg_probs, masks in predictions(model, DataLoader(dataset, batch_size=batch_size),
-                                                             resolved):
+    loader = DataLoader(dataset, batch_size=batch_size)
+    for class_probs, labels, seg_probs, masks, has_mask in predictions(model, loader, resolved):
         batch, offset = samples[offset : offset + len(labels)], offset + len(labels)
-        known = [sample.mask is not None or sample.label == config.class_names[0] for sample in batch]
-        evaluator.update(class_probs, labels, seg_probs, masks, has_mask=known)
+        evaluator.update(class_probs, labels, seg_probs, masks, has_mask=has_mask)
         for row, sample in zip(class_probs, batch, strict=True):
             scores = dict(zip(config.class_names, map(float, row), strict=True))
             verdicts.append(ImageVerdict(sample.image, sample.label, label_with_thresholds(scores, config.thresholds),

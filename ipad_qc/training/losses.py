@@ -3,6 +3,11 @@
 The segmentation target is a class map: pixels inside an image's artifact mask carry the image's
 class, every other pixel is ``clean`` (0). Dice and Focal both act on the softmax over the K+1
 classes, so the same loss serves the Stage-I FC heads and the Eq. 12 cosine heads.
+
+Image-level-only samples (an artifact image without a mask, ``has_mask`` False) have no pixel
+target: an all-zero map would teach "no artifact here" on exactly the photos that show one. They
+count in CE only. Clean images keep their all-zero target, which is their ground truth. The loss
+is written for any model with these two heads, so a second detector family can share it.
 """
 
 from __future__ import annotations
@@ -15,10 +20,13 @@ import torch.nn.functional as F
 
 @dataclass
 class LossTerms:
+    """The loss and its parts; ``seg_images`` is how many images the Dice and Focal terms saw."""
+
     total: torch.Tensor
     ce: float
     dice: float
     focal: float
+    seg_images: int
 
 
 def target_class_map(labels: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -27,10 +35,14 @@ def target_class_map(labels: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 
 
 def dice_loss(probs: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
-    """Soft multi-class Dice averaged over the classes present in the batch (prediction or target).
+    """Soft multi-class Dice over the whole batch, averaged over the classes that occur in the target.
 
-    Averaging only over present classes keeps an all-clean batch from rewarding a model that
-    predicts nothing, and keeps rare classes from being drowned by the clean background.
+    A class absent from the batch's target would score ``1 - smooth / (sum of its probabilities +
+    smooth)``, a penalty on any probability mass at all that outweighs the classes actually there;
+    it is left out. Its false positives still cost: they take probability away from the pixels of
+    the classes present (clean included), lowering those classes' Dice, and Focal sees every pixel.
+    Averaging over classes rather than pixels keeps rare classes from being drowned by the clean
+    background.
     """
     one_hot = F.one_hot(target, probs.shape[1]).permute(0, 3, 1, 2).to(probs.dtype)
     dims = (0, 2, 3)
@@ -38,7 +50,7 @@ def dice_loss(probs: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) ->
     union = probs.sum(dims) + one_hot.sum(dims)
     dice = 1.0 - (2.0 * intersection + smooth) / (union + smooth)
     present = one_hot.sum(dims) > 0
-    return dice[present].mean() if present.any() else dice.mean()
+    return dice[present].mean()
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
@@ -49,12 +61,16 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -
 
 
 def ipad_loss(class_logits: torch.Tensor, seg_logits: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor,
-              lam: float = 4.0) -> LossTerms:
-    """Eq. 11: ``lam * CE(y_hat, y) + Dice(S_hat, S) + Focal(S_hat, S)``."""
-    target = target_class_map(labels, masks)
+              lam: float = 4.0, has_mask: torch.Tensor | None = None) -> LossTerms:
+    """Eq. 11: ``lam * CE(y_hat, y) + Dice(S_hat, S) + Focal(S_hat, S)``, the pixel terms over the
+    images that have a pixel target (``has_mask``, default all)."""
     ce = F.cross_entropy(class_logits.float(), labels)
-    seg = seg_logits.float()
-    dice = dice_loss(seg.softmax(dim=1), target)
-    focal = focal_loss(seg, target)
-    total = lam * ce + dice + focal
-    return LossTerms(total, float(ce.detach()), float(dice.detach()), float(focal.detach()))
+    known = torch.ones_like(labels, dtype=torch.bool) if has_mask is None else has_mask.to(labels.device).bool()
+    total = lam * ce
+    dice = focal = 0.0
+    if known.any():
+        seg, target = seg_logits[known].float(), target_class_map(labels[known], masks[known])
+        dice_term, focal_term = dice_loss(seg.softmax(dim=1), target), focal_loss(seg, target)
+        total = total + dice_term + focal_term
+        dice, focal = float(dice_term.detach()), float(focal_term.detach())
+    return LossTerms(total, float(ce.detach()), dice, focal, int(known.sum()))

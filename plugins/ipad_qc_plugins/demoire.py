@@ -1,16 +1,22 @@
-"""``demoire``: suppress the spurious periodic and colour-banded components inside the moiré mask.
+"""``demoire``: suppress the false colour of a moiré beat pattern inside the moiré mask, without seams.
 
 Moiré is aliasing: a fine periodic structure (a screen's sub-pixel grid, fabric) folded by the
-sensor into coarse beat patterns, which show up as
+sensor into coarse beats. The three colour filters sample it at different places, so in a camera
+photo of a screen the beats are mostly **false colour**: rainbow bands in the chroma (YCrCb)
+that have nothing to do with the picture's own edges.
 
-* **isolated peaks in the spectrum** of the luminance, far above the smooth 1/f spectrum of natural
-  content. Each peak is brought down to the local spectral level (a median over its frequency
-  neighbourhood), keeping the phase, so content at those frequencies survives; and
-* **colour bands**: the three colour filters sample the pattern at different places, so the beats
-  differ per channel and appear as false chroma. The chroma (YCrCb) inside the mask is smoothed
-  with a normalised blur, which does not pull in colours from outside the mask.
+1. **Find the beat**: in the chroma spectrum of the masked region, beats are energy far above
+   what the image's own content puts at that spatial frequency. Content is roughly isotropic, so
+   its level at each frequency radius is the median over all directions; bins more than
+   ``beat_ratio`` times above it, at periods of 3 to 64 px, are the beat. If they hold less than
+   ``min_beat`` of the chroma energy in that band, there is no beat to remove and the hook declines.
+2. **Remove it, keeping real colour edges**: each chroma channel is replaced by a guided filter of
+   itself with the luminance as guide (He et al., 2010), over a window of half the beat's period.
+   Inside that window the chroma becomes a linear function of the luminance: colour that follows
+   an edge of the picture survives, colour that ripples across flat luminance (the beat) is
+   averaged away. Luminance is not touched, so the picture stays as sharp as it was.
 
-Luminance detail is left alone except at the peaks, which is why sharp edges on the screen survive.
+The result fades in over the feather band inside the mask's edge.
 """
 
 from __future__ import annotations
@@ -18,68 +24,88 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ipad_qc.routing.api import RepairRequest, confine_to_mask, to_float
-from ipad_qc_plugins._common import bounding_box
+from ipad_qc.routing.api import Declined, RepairRequest, to_float
+from ipad_qc_plugins._common import FEATHER, bounding_box, feather, feather_width, paste
 
-VERSION = "1.0"
+VERSION = "2.0"
+_PERIODS = (3.0, 64.0)  # beat periods searched for, in pixels
+_EPSILON = 1e-3  # guided filter: luminance variance below which a window counts as flat
 
 
 class Demoire:
-    """Spectral notch on luminance plus chroma smoothing inside the mask; see the module docstring."""
+    """Beat detection in the chroma spectrum plus luminance-guided chroma filtering; see the module docstring."""
 
     name = "demoire"
     artifact = "moire"
     version = VERSION
+    #: Feather band, as a share of the long side: the correction fades in over it inside the mask's edge.
+    feather_share = FEATHER
 
-    def __init__(self, peak_ratio: float = 6.0, chroma_sigma: float = 8.0) -> None:
-        if peak_ratio <= 1.0 or chroma_sigma <= 0:
-            raise ValueError("peak_ratio must be > 1 and chroma_sigma > 0")
-        self.peak_ratio, self.chroma_sigma = float(peak_ratio), float(chroma_sigma)
+    def __init__(self, beat_ratio: float = 4.0, min_beat: float = 0.05) -> None:
+        if beat_ratio <= 1.0 or not 0.0 <= min_beat < 1.0:
+            raise ValueError("beat_ratio must be > 1 and min_beat in [0, 1)")
+        self.beat_ratio, self.min_beat = float(beat_ratio), float(min_beat)
 
-    def repair(self, request: RepairRequest) -> np.ndarray | None:
+    def repair(self, request: RepairRequest) -> np.ndarray | Declined:
         mask, pixels = request.mask, request.image.pixels
-        rows, cols = bounding_box(mask, 8)
-        window, inside = to_float(pixels[rows, cols]), mask[rows, cols]
-        ycrcb = cv2.cvtColor(window, cv2.COLOR_RGB2YCrCb)
-        ycrcb[..., 0] = self._notch(ycrcb[..., 0], inside)
-        ycrcb[..., 1:] = _masked_blur(ycrcb[..., 1:], inside, self.chroma_sigma)
-        repaired = to_float(pixels)
-        repaired[rows, cols] = cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2RGB)
-        return confine_to_mask(pixels, repaired, mask)
-
-    def _notch(self, luma: np.ndarray, inside: np.ndarray) -> np.ndarray:
-        """Bring spectral peaks of the masked luminance down to their neighbourhood's median magnitude."""
-        mean = float(luma[inside].mean())
-        taper = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), 2.0)
-        spectrum = np.fft.fft2((luma - mean) * taper)
-        magnitude = np.abs(spectrum).astype(np.float32)
-        local = _median_filter(magnitude, 7)
-        peaks = magnitude > self.peak_ratio * local
-        fy, fx = np.meshgrid(np.fft.fftfreq(luma.shape[0]), np.fft.fftfreq(luma.shape[1]), indexing="ij")
-        peaks &= np.hypot(fx * luma.shape[1], fy * luma.shape[0]) > 2  # keep the image's coarse layout
-        scale = np.where(peaks, local / np.maximum(magnitude, 1e-12), 1.0)
-        removed = np.real(np.fft.ifft2(spectrum * (1.0 - scale))).astype(np.float32)
-        return luma - removed * inside / np.maximum(taper, 1e-3)
+        window = bounding_box(mask, 8)
+        display, inside = to_float(pixels[window]), mask[window]
+        ycrcb = cv2.cvtColor(display, cv2.COLOR_RGB2YCrCb)
+        share, period = _beat(ycrcb[..., 1:], inside, self.beat_ratio)
+        if share < self.min_beat:
+            return Declined(f"no beat pattern in the mask's colour: {share:.1%} of its chroma energy is "
+                            f"periodic (needs {self.min_beat:.0%})")
+        radius = int(np.clip(round(period / 2), 2, _PERIODS[1] / 2))
+        for channel in (1, 2):
+            ycrcb[..., channel] = _guided_filter(ycrcb[..., 0], ycrcb[..., channel], radius, _EPSILON)
+        repaired = cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2RGB)
+        weight = feather(inside, feather_width(mask.shape, self.feather_share))
+        return paste(pixels, mask, window, display, repaired, weight)
 
 
-def _median_filter(magnitude: np.ndarray, size: int) -> np.ndarray:
-    """Median over a ``size`` window of an fft-ordered magnitude (wrapping, as frequencies do)."""
-    pad = size // 2
-    shifted = np.fft.fftshift(magnitude)
-    padded = cv2.copyMakeBorder(shifted, pad, pad, pad, pad, cv2.BORDER_WRAP)
-    compressed = np.log1p(padded * 1e3).astype(np.float32)  # medianBlur needs 8-bit for big windows
-    low, high = float(compressed.min()), float(compressed.max())
-    quantised = np.round((compressed - low) / max(high - low, 1e-9) * 255).astype(np.uint8)
-    median = cv2.medianBlur(quantised, size)[pad:-pad, pad:-pad].astype(np.float32)
-    return np.fft.ifftshift(np.expm1(median / 255 * (high - low) + low) / 1e3)
+def _beat(chroma: np.ndarray, inside: np.ndarray, ratio: float) -> tuple[float, float]:
+    """(share of the chroma energy at beat periods that lies in beat bins, energy-weighted beat period in px)."""
+    height, width = inside.shape
+    fy, fx = np.meshgrid(np.fft.fftfreq(height), np.fft.fftfreq(width), indexing="ij")
+    frequency = np.hypot(fx, fy)  # cycles per pixel
+    band = (frequency >= 1 / _PERIODS[1]) & (frequency <= 1 / _PERIODS[0])
+    rings = np.round(frequency * max(height, width)).astype(np.int32)
+    taper = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), 2.0)
+    best_share, best_period = 0.0, _PERIODS[1]
+    for channel in range(chroma.shape[2]):
+        values = chroma[..., channel]
+        magnitude = np.abs(np.fft.fft2((values - float(values[inside].mean())) * taper)).astype(np.float32)
+        smoothed = np.fft.ifftshift(cv2.GaussianBlur(np.fft.fftshift(magnitude), (3, 3), 0))
+        beat = band & (smoothed > ratio * _ring_median(smoothed, rings))
+        power = magnitude * magnitude
+        share = float(power[beat].sum() / max(float(power[band].sum()), 1e-12))
+        if share > best_share and beat.any():
+            best_share = share
+            best_period = 1.0 / float(np.average(frequency[beat], weights=power[beat] + 1e-12))
+    return best_share, best_period
 
 
-def _masked_blur(values: np.ndarray, inside: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur of ``values`` using only pixels inside the mask (normalised convolution)."""
-    weight = inside.astype(np.float32)
-    blurred = cv2.GaussianBlur(values * weight[..., None], (0, 0), sigma)
-    norm = cv2.GaussianBlur(weight, (0, 0), sigma)[..., None]
-    return np.where(inside[..., None], blurred / np.maximum(norm, 1e-6), values)
+def _ring_median(values: np.ndarray, rings: np.ndarray) -> np.ndarray:
+    """Each bin's ring median: the median of ``values`` over all bins at the same frequency radius."""
+    order = np.argsort(rings, axis=None, kind="stable")
+    sorted_rings, sorted_values = rings.ravel()[order], values.ravel()[order]
+    bounds = np.searchsorted(sorted_rings, np.arange(int(rings.max()) + 2))
+    medians = np.array([np.median(sorted_values[start:stop]) if stop > start else 0.0
+                        for start, stop in zip(bounds[:-1], bounds[1:], strict=True)], np.float32)
+    return medians[rings]
+
+
+def _guided_filter(guide: np.ndarray, values: np.ndarray, radius: int, epsilon: float) -> np.ndarray:
+    """He et al.'s guided filter: ``values`` as a local linear function of ``guide`` over (2r+1)^2 windows."""
+    size = (2 * radius + 1, 2 * radius + 1)
+
+    def mean(image: np.ndarray) -> np.ndarray:
+        return cv2.blur(image, size, borderType=cv2.BORDER_REFLECT)
+
+    guide_mean, values_mean = mean(guide), mean(values)
+    gain = (mean(guide * values) - guide_mean * values_mean) / (mean(guide * guide) - guide_mean**2 + epsilon)
+    offset = values_mean - gain * guide_mean
+    return mean(gain) * guide + mean(offset)
 
 
 def create(**options: object) -> Demoire:

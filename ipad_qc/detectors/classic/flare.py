@@ -31,6 +31,8 @@ GLARE_RADII = np.geomspace(0.01, 0.2, 10)
 #: Black-level lift at which glare is judged visible (matches the synthetic mask's threshold).
 VISIBLE_LIFT = 0.05
 MAX_SOURCES = 4
+#: Largest median dark channel (min over RGB) around a source that still leaves room for glare.
+HEADROOM = 0.9
 
 
 def flare_map(rgb: np.ndarray) -> np.ndarray:
@@ -45,7 +47,7 @@ def flare_map(rgb: np.ndarray) -> np.ndarray:
     black = cv2.blur(black, (5, 5))
     best = np.zeros(black.shape, np.float32)
     evidence = 0.0
-    for centre, source_radius in _sources(small.mean(axis=2)):
+    for centre, source_radius in _sources(small.mean(axis=2), small.min(axis=2)):
         glare, score = _fit_glare(black, centre, source_radius)
         if score > evidence:
             best, evidence = glare, score
@@ -53,18 +55,30 @@ def flare_map(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def _sources(luminance: np.ndarray) -> list[tuple[tuple[float, float], float]]:
-    """Centroid and equivalent radius of compact saturated blobs, largest first (``MAX_SOURCES``)."""
+def _sources(luminance: np.ndarray, dark: np.ndarray) -> list[tuple[tuple[float, float], float]]:
+    """Centroid and equivalent radius of compact saturated blobs that can be light sources, largest first.
+
+    A source must be small (a saturated sky is wide), round enough, and stand out from what lies
+    around it: the dark channel just outside it must leave headroom for glare (``HEADROOM``). A
+    saturated cloud, a patch of snow or a white wall in daylight is surrounded by near-white pixels:
+    nothing there can be lifted by glare, so it is not a light source to fit glare around.
+    """
     saturated = (luminance >= SATURATION).astype(np.uint8)
     count, _, stats, centroids = cv2.connectedComponentsWithStats(saturated, connectivity=8)
     limit = 0.05 * luminance.size
+    ys, xs = np.indices(luminance.shape, dtype=np.float32)
     found = []
     for index in range(1, count):
         area = stats[index, cv2.CC_STAT_AREA]
         extent = max(stats[index, cv2.CC_STAT_WIDTH], stats[index, cv2.CC_STAT_HEIGHT])
         roundness = area / (np.pi * (extent / 2) ** 2 + 1e-9)
-        if area <= limit and roundness > 0.3:
-            found.append((area, (tuple(centroids[index]), float(np.sqrt(area / np.pi)))))
+        if area > limit or roundness <= 0.3:
+            continue
+        centre, radius = tuple(centroids[index]), float(np.sqrt(area / np.pi))
+        distance = np.hypot(xs - centre[0], ys - centre[1])
+        ring = (distance > 2 * radius + 3) & (distance < 4 * radius + 8)
+        if ring.any() and float(np.median(dark[ring])) < HEADROOM:
+            found.append((area, (centre, radius)))
     found.sort(key=lambda item: -item[0])
     return [source for _, source in found[:MAX_SOURCES]]
 

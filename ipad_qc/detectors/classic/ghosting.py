@@ -20,13 +20,16 @@ the test ``A(d) − |A(d/2)| − |A(2d)|`` (autocorrelation normalised to ``A(0)
 
 The signed gradients are kept (not the magnitude) for exactly that last reason. Each 64-px tile
 (50 % overlap, Hann window) gets that margin over displacements of 3–16 px; the autocorrelation
-of all tiles is one batched ``rfft2``/``irfft2``. A logistic of that margin gives the probability.
+of all tiles is one batched ``rfft2``/``irfft2`` (``scipy.fft``: several times faster than NumPy's on
+these batches, and single-threaded, so decode workers and the detector never oversubscribe the
+cores). A logistic of that margin gives the probability.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+from scipy import fft
 
 from ipad_qc.detectors.classic._tiles import hann2d, tile_map, tiles
 
@@ -75,10 +78,11 @@ def ghosting_features(rgb: np.ndarray) -> np.ndarray:
     """Per-tile (duplicate-edge score, log edge energy), shape (rows, cols, 2)."""
     luma = rgb @ _LUMA
     window = hann2d(TILE)
-    grad_x = tiles(cv2.Sobel(luma, cv2.CV_32F, 1, 0), TILE) * window
-    grad_y = tiles(cv2.Sobel(luma, cv2.CV_32F, 0, 1), TILE) * window
-    power = np.abs(np.fft.rfft2(grad_x)) ** 2 + np.abs(np.fft.rfft2(grad_y)) ** 2
-    acf = np.fft.irfft2(power, s=(TILE, TILE))
+    gradients = np.stack([tiles(cv2.Sobel(luma, cv2.CV_32F, 1, 0), TILE),
+                          tiles(cv2.Sobel(luma, cv2.CV_32F, 0, 1), TILE)]) * window
+    spectra = fft.rfft2(gradients)
+    power = (spectra.real**2 + spectra.imag**2).sum(axis=0)
+    acf = fft.irfft2(power, s=(TILE, TILE))
     energy = acf[..., 0, 0]
     acf = acf.reshape(*acf.shape[:2], -1) / (energy[..., None] + 1e-12)
     at_d, at_half, at_double = (acf[..., index] for index in _lags())

@@ -1,28 +1,25 @@
-"""Physically motivated artifact synthesis on clean float RGB images (the paper's Section 3).
+"""The procedural benchmark's artifacts: simple ``add_*`` generators, frozen, behind ``make_case``.
 
-Each ``add_*`` function takes a clean float32 RGB image in [0, 1] and a ``numpy`` Generator and
-returns ``(image_with_artifact, mask)`` where ``mask`` is a bool ``(H, W)`` array marking where the
-artifact is visible. Parameters left as ``None`` are drawn from ``rng`` within the documented
-ranges, so one seed always gives the same bytes.
+``make_case`` (a procedural scene plus one of these) is the seeded benchmark of
+``benchmarks/bench_classic.py`` and the ``classic`` detector's tests, and ``add_flare`` / ``add_moire``
+make the removal hooks' benchmark pairs (``ipad_qc.routing.pairs``). Classic's logistic weights and
+the hooks' figures were fitted and measured on exactly these cases, so they are kept byte-for-byte
+as they were. They are *not* realistic (an alpha-blended screen, a pasted textured blob, a flare at
+the brightest spot or anywhere): ``ipad-qc synth`` uses the physical synthesisers (:mod:`.moire`,
+:mod:`.flare`, :mod:`.ghosting`). Retire this module once classic and the hooks are measured on
+realistic data.
 
-* Flare is *additive light*: internal reflections and scattering add photons to the scene, and the
-  sensor clips. It is therefore added in linear light and clipped, rather than alpha-blended by
-  Eq. 1 (alpha blending would darken a bright background under a dim flare, which light cannot do).
-  Pixels outside the mask are left untouched, as Eq. 1 does. ``light_sources`` finds where a flare
-  belongs (the paper's detected sun region).
-* Moiré is real aliasing: the screen's RGB sub-pixel grid is point-sampled on the sensor lattice,
-  and the rendered screen is blended into the screen quadrilateral by Eq. 1. ``find_screen`` finds
-  a screen-like quadrilateral in a photo (the paper's detected screen region).
-* Ghosting is the output of a multi-frame fusion operator run on misaligned frames.
+Each ``add_*`` takes a clean float32 RGB image and a Generator and returns ``(image, mask)``; outside
+the mask ``add_flare`` and ``add_moire`` leave the image untouched (the paper's Eq. 1).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import cv2
 import numpy as np
 
+from ipad_qc.synthetic.moire import project
+from ipad_qc.synthetic.optics import fill_holes
 from ipad_qc.synthetic.scenes import pink_noise
 
 _GAMMA = 2.2
@@ -48,47 +45,12 @@ def _pick(rng: np.random.Generator, value: float | None, low: float, high: float
     return float(rng.uniform(low, high)) if value is None else float(value)
 
 
-# --------------------------------------------------------------------------------------------
-# Flare
-
-
 def brightest_blob(image: np.ndarray) -> tuple[float, float]:
     """Centre (x, y) of the brightest smoothed spot: where a detector of the sun/lamp would put it."""
     luminance = image.mean(axis=2)
     smooth = cv2.GaussianBlur(luminance, (0, 0), max(2.0, 0.01 * max(image.shape[:2])))
     y, x = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
     return float(x), float(y)
-
-
-def _luma(image: np.ndarray) -> np.ndarray:
-    """Rec. 601 luma of a float RGB image: what "bright" means for sources and screens."""
-    return (image @ np.array([0.299, 0.587, 0.114], np.float32)).astype(np.float32)
-
-
-def light_sources(
-    image: np.ndarray,
-    *,
-    level: float = 0.99,
-    max_fraction: float = 0.02,
-    min_pixels: int = 4,
-) -> list[tuple[float, float, float]]:
-    """Near-saturated compact blobs (sun, lamps, bulbs), largest first, as ``(x, y, radius)``.
-
-    A light strong enough to flare clips the sensor, so its pixels sit at the very top of the range
-    (``level``; an overcast sky at 0.97 plus noise must not count). Large or elongated bright regions
-    (a white wall, a horizon band) are bright but are not point-like sources, so components above
-    ``max_fraction`` of the image or filling less than half of their bounding box (a disc fills 79 %)
-    are rejected. A 1-px blur keeps sensor noise from breaking a source into specks.
-    """
-    bright = cv2.GaussianBlur(_luma(image), (0, 0), 1.0) >= level
-    count, _, stats, centroids = cv2.connectedComponentsWithStats(bright.astype(np.uint8), connectivity=8)
-    max_area = max_fraction * bright.size
-    found = []
-    for label in range(1, count):
-        _, _, w, h, area = stats[label]
-        if min_pixels <= area <= max_area and area >= 0.5 * w * h and max(w, h) <= 3 * min(w, h):
-            found.append((float(area), float(centroids[label][0]), float(centroids[label][1])))
-    return [(x, y, float(np.sqrt(area / np.pi))) for area, x, y in sorted(found, reverse=True)]
 
 
 def flare_pattern(
@@ -165,24 +127,8 @@ def add_flare(
             source = (rng.uniform(0.1, 0.9) * width, rng.uniform(0.05, 0.65) * height)
     pattern = flare_pattern(rng, height, width, source, strength=_pick(rng, strength, 0.5, 1.5))
     flared = to_display(to_linear(image) + pattern)
-    mask = _fill_holes((flared - image).max(axis=2) > visibility)
+    mask = fill_holes((flared - image).max(axis=2) > visibility)
     return np.where(mask[..., None], flared, image).astype(np.float32), mask
-
-
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """``mask`` plus the regions it encloses.
-
-    Light added to an already clipped source changes nothing there, so the visible-change mask has a
-    hole exactly at the sun or lamp; an annotator marks the source as part of the flare, and so do we.
-    """
-    count, labels = cv2.connectedComponents((~mask).astype(np.uint8), connectivity=4)
-    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    enclosed = ~np.isin(labels, border)
-    return mask | (enclosed & (labels > 0)) if count > 1 else mask
-
-
-# --------------------------------------------------------------------------------------------
-# Moiré
 
 
 def _screen_quad(rng: np.random.Generator, height: int, width: int, coverage: float) -> np.ndarray:
@@ -203,75 +149,6 @@ def _screen_quad(rng: np.random.Generator, height: int, width: int, coverage: fl
         else [width / 2, height / 2]
     )
     return (corners + centre).astype(np.float32)
-
-
-def find_screen(
-    image: np.ndarray,
-    *,
-    min_fraction: float = 0.04,
-    max_fraction: float = 0.8,
-    levels: tuple[float, ...] = (0.55, 0.7, 0.85),
-) -> np.ndarray | None:
-    """The largest bright convex quadrilateral (a lit screen, seen in perspective), or ``None``.
-
-    A screen that is on is an emissive, evenly bright region with four straight sides. Candidate
-    regions are the luma above each of a few ``levels`` and the bright areas that edges enclose (a
-    screen beside a brighter wall or sky merges with it under any global threshold, but its border
-    is still an edge). Each region's outer contour hull is simplified with ``approxPolyDP`` and counts
-    when it has four corners, its area is within 8 % of the quadrilateral's (so ellipses and ragged
-    blobs whose hull happens to simplify to four points are refused), it covers ``min_fraction`` to
-    ``max_fraction`` of the image, and at most one corner lies on the image border (bands of sky
-    touch it with all four). Corners come back clockwise from top-left, as ``add_moire`` expects.
-    """
-    luma = cv2.GaussianBlur(_luma(image), (0, 0), 1.5)
-    height, width = luma.shape
-    limits = (min_fraction * luma.size, max_fraction * luma.size)
-    best: tuple[float, np.ndarray] | None = None
-    for region in _screen_regions(luma, levels, limits[0]):
-        contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        for contour in contours:
-            quad = _as_quad(contour, limits, width, height)
-            if quad is not None and (best is None or quad[0] > best[0]):
-                best = quad
-    return None if best is None else best[1]
-
-
-def _screen_regions(luma: np.ndarray, levels: tuple[float, ...], min_area: float) -> Iterator[np.ndarray]:
-    """Binary (uint8) candidate regions for ``find_screen``: thresholded luma, then edge-enclosed areas."""
-    for level in levels:
-        yield (luma >= level).astype(np.uint8)
-    kernel = np.ones((3, 3), np.uint8)
-    inside = cv2.dilate(cv2.Canny(np.round(luma * 255).astype(np.uint8), 10, 30), kernel) == 0
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(inside.astype(np.uint8), connectivity=4)
-    mean = np.bincount(labels.ravel(), weights=luma.ravel(), minlength=count) / np.maximum(stats[:, 4], 1)
-    for label in np.flatnonzero((stats[:, 4] >= min_area) & (mean >= min(levels))):
-        if label:  # label 0 is the edges; grow the area back over the pixel the edge dilation took
-            yield cv2.dilate((labels == label).astype(np.uint8), kernel)
-
-
-def _as_quad(
-    contour: np.ndarray, limits: tuple[float, float], width: int, height: int
-) -> tuple[float, np.ndarray] | None:
-    """``(area, corners)`` when ``contour`` is a screen-like quadrilateral (see ``find_screen``)."""
-    area = cv2.contourArea(contour)
-    if not limits[0] <= area <= limits[1]:
-        return None
-    hull = cv2.convexHull(contour)
-    corners = cv2.approxPolyDP(hull, 0.03 * cv2.arcLength(hull, True), True).reshape(-1, 2).astype(np.float32)
-    if len(corners) != 4:
-        return None
-    quad_area = cv2.contourArea(corners)
-    on_border = (corners.min(axis=1) <= 2) | (corners[:, 0] >= width - 3) | (corners[:, 1] >= height - 3)
-    if abs(area - quad_area) > 0.08 * quad_area or on_border.sum() > 1:
-        return None
-    return quad_area, _clockwise_from_top_left(corners)
-
-
-def _clockwise_from_top_left(corners: np.ndarray) -> np.ndarray:
-    """Sort corners by angle around their centre (clockwise on screen, y pointing down), top-left first."""
-    offset = corners - corners.mean(axis=0)
-    ordered = corners[np.argsort(np.arctan2(offset[:, 1], offset[:, 0]))]
-    return np.roll(ordered, -int(np.argmin(ordered.sum(axis=1))), axis=0)
 
 
 def _aliasing_pitch(rng: np.random.Generator) -> float:
@@ -317,9 +194,9 @@ def render_screen(
     mosaic = np.zeros((height, width), np.float64)
     for oy in offsets:
         for ox in offsets:
-            u, v = _project(to_screen, xs + ox, ys + oy)
+            u, v = project(to_screen, xs + ox, ys + oy)
             cell_u, cell_v = np.floor(u), np.floor(v)
-            content_x, content_y = _project(to_image, cell_u + 0.5, cell_v + 0.5)
+            content_x, content_y = project(to_image, cell_u + 0.5, cell_v + 0.5)
             cx = np.clip(np.round(content_x), 0, width - 1).astype(np.intp)
             cy = np.clip(np.round(content_y), 0, height - 1).astype(np.intp)
             subpixel = (u - cell_u) * 3
@@ -328,13 +205,6 @@ def render_screen(
     gain = 3.0 / (stripe_duty * row_fill * supersample**2)
     raw = np.round(np.clip(mosaic * gain, 0, 1) * 65535).astype(np.uint16)
     return cv2.cvtColor(raw, cv2.COLOR_BayerRG2RGB).astype(np.float32) / 65535.0
-
-
-def _project(matrix: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    w = matrix[2, 0] * xs + matrix[2, 1] * ys + matrix[2, 2]
-    return (matrix[0, 0] * xs + matrix[0, 1] * ys + matrix[0, 2]) / w, (
-        matrix[1, 0] * xs + matrix[1, 1] * ys + matrix[1, 2]
-    ) / w
 
 
 def add_moire(
@@ -363,10 +233,6 @@ def add_moire(
     cv2.fillPoly(canvas, [np.round(quad).astype(np.int32)], 1)
     mask = canvas.astype(bool)
     return blend_eq1(image, pattern, mask, _pick(rng, phi, 0.35, 0.8)), mask
-
-
-# --------------------------------------------------------------------------------------------
-# Ghosting
 
 
 def _moving_object(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
