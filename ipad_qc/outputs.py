@@ -160,8 +160,8 @@ def overlay_pixels(mask: np.ndarray, size: tuple[int, int], label: str | None) -
 def write_overlays(folder: Path, stem: str, mask: np.ndarray, full_size: tuple[int, int], label: str | None,
                    sides: Iterable[int]) -> None:
     """The report's mask overlays, one per side (long side at most ``side`` of the ``full_size``
-    original), from a 0/255 mask at any resolution: the scan passes the detector's low-resolution
-    mask, so a 100-megapixel mask is never read back."""
+    original), from a 0/255 mask at any resolution: the scan passes the mask at the largest
+    overlay's size (:meth:`Detection.mask_image`), so a 100-megapixel mask is never read back."""
     for side in sides:
         size = DecodeHint(long_side=side).target_size(*full_size)
         atomic_write(folder / overlay_name(stem, side), encode_png(overlay_pixels(mask, size, label)))

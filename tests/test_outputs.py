@@ -140,3 +140,67 @@ def test_a_batch_is_written_while_the_next_is_detected(tmp_path: Path, monkeypat
         writer.close()
         assert events == ["commit returned", "map written"] and store.count() == 1
         assert writer.summary.scanned == 1
+
+
+def test_quantised_map_is_the_rounded_float_map() -> None:
+    from ipad_qc.outputs import _quantised
+
+    values = np.random.default_rng(3).uniform(-0.3, 1.3, (200, 300)).astype(np.float32)
+    expected = np.clip(values.astype(np.float64) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    got = _quantised(values)
+    differ = got != expected
+    assert np.abs(got.astype(int) - expected).max() <= 1
+    ties = np.abs((values.astype(np.float64) * 255.0) % 1.0 - 0.5) < 1e-4
+    assert not (differ & ~ties).any(), "only float32 rounding of exact halves may differ"
+
+
+def _blob_detection(size: tuple[int, int], map_shape: tuple[int, int] = (48, 64)) -> Detection:
+    """A smooth map (as detectors give) much coarser than the image: a large blob and a faint small one."""
+    height, width = map_shape
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+
+    def blob(cx: float, cy: float, rx: float, ry: float) -> np.ndarray:
+        return np.exp(-(((x - width * cx) / (width * rx)) ** 2 + ((y - height * cy) / (height * ry)) ** 2))
+
+    probability = blob(0.4, 0.5, 0.12, 0.2) + 0.6 * blob(0.8, 0.3, 0.03, 0.05)
+    return _detection({"flare": probability.astype(np.float32)}, size=size)
+
+
+def test_mask_image_thresholds_in_place_at_any_size() -> None:
+    import tracemalloc
+
+    detection = _blob_detection((4000, 3000))
+    quantised = np.clip(detection.probability * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    for size in ((4000, 3000), (1024, 768)):
+        upsampled = cv2.resize(quantised, size, interpolation=cv2.INTER_LINEAR)
+        expected = np.where(upsampled >= 128, 255, 0).astype(np.uint8)  # threshold 0.5 -> level 128
+        assert np.array_equal(detection.mask_image(size if size != (4000, 3000) else None), expected)
+    tracemalloc.start()
+    mask = detection.mask_image()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1.2 * mask.nbytes, "one full-size array, not an upsampled copy and a thresholded one"
+
+
+def test_scan_overlays_match_the_full_size_mask_scaled_down(tmp_path: Path) -> None:
+    """The scan draws overlays from the detector's map; the report, for older runs, from the mask file.
+    Both must show the same region: the mask the user sees is the mask that was written."""
+    from ipad_qc.outputs import write_overlays
+    from ipad_qc.scanner import DecodeJob, Finished, ResultWriter, ScanSummary, SilentListener, decode_job
+
+    path = write_jpeg(tmp_path / "shots" / "sun.jpg", width=1600, height=1200)
+    outcome = decode_job(DecodeJob(str(path), "sun.jpg", BrightSpotDetector.decode_hint, "preview", False))
+    detection = _blob_detection((1600, 1200))
+    run = tmp_path / "run"
+    with ResultStore(run) as store:
+        writer = ResultWriter(store, "blob", "settings", ScanOptions(), SilentListener(), ScanSummary(run, run, "b"))
+        writer.commit([Finished(outcome, detection, 1.0)])
+        writer.close()
+    stem = overlay_stem(outcome.content_hash, "settings", "flare")
+    write_overlays(tmp_path / "from-mask", stem, detection.mask_image(), (1600, 1200), "flare", (THUMB_SIDE, VIEW_SIDE))
+    for side in (THUMB_SIDE, VIEW_SIDE):
+        scanned = cv2.imread(str(run / THUMB_DIR / overlay_name(stem, side)), cv2.IMREAD_UNCHANGED).astype(int)
+        reference = cv2.imread(str(tmp_path / "from-mask" / overlay_name(stem, side)), cv2.IMREAD_UNCHANGED)
+        assert scanned.shape == reference.shape and (reference[..., 3] == 255).sum() > 100
+        difference = np.abs(scanned - reference)
+        assert difference.mean() < 0.1 and (difference > 10).mean() < 0.0005, f"overlay at {side} px"

@@ -4,7 +4,7 @@ Reports must rebuild in seconds and never re-run detection, so every picture a p
 once and kept: image thumbnails are named after the original's content hash (a renamed or copied
 file reuses them), overlays after what their mask is a function of: the original's content hash,
 the scan's settings hash and the label (a scan with other settings gives other names). A scan
-leaves both behind (from the pixels it decoded and the detector's low-resolution mask), so a
+leaves both behind (from the pixels it decoded and the detector's map), so a
 report made after a scan reads neither originals nor full-size masks. The overlay is a separate
 transparent PNG drawn over the thumbnail by the browser, so the page can toggle the mask without a
 second copy of the image.
@@ -103,7 +103,7 @@ def _make_images(job: _Job) -> None:
 
 def _make_overlays(job: _Job) -> None:
     """Overlays from the full-size mask file, for rows whose scan did not leave them (older scans,
-    a deleted ``thumbs/``); a scan writes them from the detector's low-resolution mask."""
+    a deleted ``thumbs/``); a scan writes them from the detector's map."""
     request, planned = job.request, job.planned
     mask = cv2.imread(str(request.mask), cv2.IMREAD_GRAYSCALE)
     if mask is None:

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 
 from ipad_qc.classes import CLASS_NAMES
 from ipad_qc.detectors.base import Detection
+from ipad_qc.io.types import DecodeHint
 from ipad_qc.outputs import (
     THUMB_DIR,
     THUMB_SIDE,
@@ -156,14 +156,17 @@ class ResultWriter:
 
     def _report_pictures(self, outcome: DecodeOutcome, detection: Detection, mask_path: str) -> None:
         """Thumbnails from the pixels decoded for detection and, for a flagged image, the mask overlays
-        from the detector's low-resolution mask: the report then reads neither the original nor the mask."""
+        from the detector's map, thresholded at the largest overlay's size as the full-size mask is at
+        the original's (so they match it scaled down): the report then reads neither the original
+        nor the mask."""
         folder = self.store.run_dir / THUMB_DIR
         sides = (THUMB_SIDE, VIEW_SIDE) if mask_path else (THUMB_SIDE,)
         write_thumbnails(folder, outcome.content_hash, outcome.image.pixels, sides)
         if mask_path:
             stem = overlay_stem(outcome.content_hash, self.settings_hash, detection.label)
-            mask = detection.low_res_mask().astype(np.uint8) * np.uint8(255)
-            write_overlays(folder, stem, mask, detection.original_size, detection.label, sides)
+            largest = DecodeHint(long_side=max(sides)).target_size(*detection.original_size)
+            write_overlays(folder, stem, detection.mask_image(largest), detection.original_size,
+                           detection.label, sides)
 
     def _base_row(self, outcome: DecodeOutcome) -> dict[str, Any]:
         return {
