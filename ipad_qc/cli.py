@@ -181,7 +181,8 @@ def main() -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Images per detector call; results are committed once per batch.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
-              help="Decode processes (0 decodes in the main process). [default: number of CPU cores]")
+              help="Decode processes (0 decodes in the main process); the detector gets the cores they leave, "
+                   "at least one thread. [default: CPU cores - 1]")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Where decoding and detection run. `local`: processes on this machine. `ray`: a Ray "
                    "cluster (CPU tasks decode, actors detect, one GPU each) with the same results; the run "

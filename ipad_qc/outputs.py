@@ -26,6 +26,8 @@ import numpy as np
 
 from ipad_qc.classes import ARTIFACT_CLASSES
 from ipad_qc.detectors.base import Detection
+from ipad_qc.io.types import DecodeHint
+from ipad_qc.png import encode_bilevel_png, encode_png
 from ipad_qc.runfolder import atomic_write
 from ipad_qc.store import RESULT_COLUMNS
 
@@ -37,6 +39,11 @@ VIEW_SIDE = 1024  # report large view, made only for flagged images
 CSV_NAME = "results.csv"
 JSONL_NAME = "results.jsonl"
 NAME_MAX = 255  # bytes in one file name on every common file system
+#: Report overlay colours (RGB), the class colours of the page.
+OVERLAY_COLOURS: dict[str, tuple[int, int, int]] = {
+    "ghosting": (255, 64, 64), "flare": (255, 170, 0), "moire": (40, 150, 255),
+}
+_FILL_ALPHA = 0.35
 _OUTPUT_SUFFIX = ".png"
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -66,19 +73,6 @@ def output_relpath(folder: str, image_relpath: str) -> str:
     return "/".join([folder, *escaped, _fits(name, _OUTPUT_SUFFIX)])
 
 
-def _write_png(run_dir: Path, relpath: str, pixels: np.ndarray, bilevel: bool = False) -> str:
-    # Probability maps are smooth, so run-length strategy compresses them best at this speed; binary
-    # masks are written as 1-bit PNGs: 5x faster to encode than 8-bit at 12 MP, and a third smaller.
-    params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
-    if bilevel:
-        params = [cv2.IMWRITE_PNG_BILEVEL, 1]
-    ok, encoded = cv2.imencode(".png", pixels, params)
-    if not ok:
-        raise OSError(f"PNG encoding failed for {relpath}")
-    atomic_write(run_dir / relpath, encoded.tobytes())
-    return relpath
-
-
 def write_mask(run_dir: Path, image_relpath: str, detection: Detection) -> str:
     """Binary mask at the original image size as a 1-bit PNG (OpenCV reads it as 0/255, Pillow as mode
     "1"); returns its path relative to the run folder.
@@ -87,7 +81,16 @@ def write_mask(run_dir: Path, image_relpath: str, detection: Detection) -> str:
     """
     if detection.is_clean:
         return ""
-    return _write_png(run_dir, output_relpath(MASK_DIR, image_relpath), detection.mask_image(), bilevel=True)
+    relpath = output_relpath(MASK_DIR, image_relpath)
+    atomic_write(run_dir / relpath, encode_bilevel_png(detection.mask_image()))
+    return relpath
+
+
+def _quantised(plane: np.ndarray) -> np.ndarray:
+    """A [0, 1] float map as 8-bit, rounded: values below 0 (and NaN) become 0, above 1 become 255.
+    Two OpenCV passes, five times faster than the NumPy expression with its float temporaries."""
+    positive = cv2.threshold(np.asarray(plane, np.float32), 0.0, 0.0, cv2.THRESH_TOZERO)[1]
+    return cv2.convertScaleAbs(positive, alpha=255.0)
 
 
 def write_probability_map(run_dir: Path, image_relpath: str, detection: Detection) -> str:
@@ -97,13 +100,14 @@ def write_probability_map(run_dir: Path, image_relpath: str, detection: Detectio
     combined map). Reports use it for heat-map overlays; it is small because it is low-resolution.
     """
     if detection.class_maps:
-        planes = [detection.class_maps.get(name, np.zeros_like(detection.probability)) for name in ARTIFACT_CLASSES]
-        rgb = np.stack(planes, axis=-1)
-        pixels = np.ascontiguousarray(rgb[..., ::-1])  # OpenCV writes BGR
+        planes = [detection.class_maps.get(name) for name in ARTIFACT_CLASSES]
+        empty = np.zeros(detection.probability.shape, np.uint8)
+        pixels = cv2.merge([empty if plane is None else _quantised(plane) for plane in planes])
     else:
-        pixels = detection.probability
-    quantised = np.clip(pixels * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return _write_png(run_dir, output_relpath(MAP_DIR, image_relpath), quantised)
+        pixels = _quantised(detection.probability)
+    relpath = output_relpath(MAP_DIR, image_relpath)
+    atomic_write(run_dir / relpath, encode_png(pixels))
+    return relpath
 
 
 def thumbnail_name(content_hash: str, side: int) -> str:
@@ -128,6 +132,39 @@ def write_thumbnails(folder: Path, content_hash: str, pixels: np.ndarray, sides:
         if not ok:
             raise OSError(f"cannot encode the thumbnail of {content_hash}")
         atomic_write(folder / thumbnail_name(content_hash, side), encoded.tobytes())
+
+
+def overlay_stem(content_hash: str, settings_hash: str, label: str | None) -> str:
+    """The name stem of a mask's report overlays. A mask is a function of the original's content, the
+    scan's settings and the label, so these name it: every scan of the same file with the same
+    settings, by any engine, names its overlays alike, and other settings give other names."""
+    key = f"{content_hash}|{settings_hash}|{label}"
+    return hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=12).hexdigest()
+
+
+def overlay_name(stem: str, side: int) -> str:
+    return f"{stem}-{side}.png"
+
+
+def overlay_pixels(mask: np.ndarray, size: tuple[int, int], label: str | None) -> np.ndarray:
+    """RGBA overlay of a 0/255 mask (any resolution) at ``size``: translucent fill plus an opaque
+    outline, in the class colour. 8-bit OpenCV passes throughout, a quarter of the time of float maths."""
+    small = cv2.resize(mask, size, interpolation=cv2.INTER_AREA)
+    binary = cv2.threshold(small, 127, 255, cv2.THRESH_BINARY)[1]
+    outline = cv2.morphologyEx(binary, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+    alpha = cv2.max(cv2.convertScaleAbs(small, alpha=_FILL_ALPHA), outline)
+    planes = [np.full_like(small, value) for value in OVERLAY_COLOURS.get(label or "", (255, 255, 255))]
+    return cv2.merge([*planes, alpha])
+
+
+def write_overlays(folder: Path, stem: str, mask: np.ndarray, full_size: tuple[int, int], label: str | None,
+                   sides: Iterable[int]) -> None:
+    """The report's mask overlays, one per side (long side at most ``side`` of the ``full_size``
+    original), from a 0/255 mask at any resolution: the scan passes the mask at the largest
+    overlay's size (:meth:`Detection.mask_image`), so a 100-megapixel mask is never read back."""
+    for side in sides:
+        size = DecodeHint(long_side=side).target_size(*full_size)
+        atomic_write(folder / overlay_name(stem, side), encode_png(overlay_pixels(mask, size, label)))
 
 
 def formula_safe(value: Any) -> Any:

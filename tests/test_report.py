@@ -16,8 +16,8 @@ from scan_fixtures import create_bright_spot
 import ipad_qc.report.build as build_module
 from ipad_qc.cli import main
 from ipad_qc.detectors.registry import register_detector
+from ipad_qc.outputs import overlay_pixels
 from ipad_qc.report import ReportError, build_report
-from ipad_qc.report.assets import overlay_pixels
 from ipad_qc.report.page import embed_json
 
 register_detector("bright-spot", create_bright_spot)
@@ -147,4 +147,4 @@ def test_overlay_is_translucent_fill_with_opaque_outline() -> None:
     overlay = overlay_pixels(mask, (100, 100), "ghosting")
     alpha = overlay[..., 3]
     assert alpha[0, 0] == 0 and 0 < alpha[50, 50] < 128 and alpha[25, 50] == 255
-    assert tuple(overlay[50, 50, :3]) == (64, 64, 255)  # BGR of the ghosting red
+    assert tuple(overlay[50, 50, :3]) == (255, 64, 64)  # RGBA: the ghosting red

@@ -37,7 +37,8 @@ def load_image(
 
     ``hint=None`` decodes at full resolution; otherwise the result has ``hint.target_size`` of the
     upright original (never upscaled), obtained as cheaply as the format allows (JPEG DCT scaling,
-    RAW preview or half-size demosaic). ``raw_mode`` is one of ``RAW_MODES``. ``allow_partial``
+    RAW preview or half-size demosaic), or down to ``hint.least_size`` when a reduced decode lands
+    there (see ``DecodeHint.slack``). ``raw_mode`` is one of ``RAW_MODES``. ``allow_partial``
     accepts truncated or damaged JPEGs with a warning in ``meta.warnings`` instead of failing.
     ``max_pixels`` is the decode budget: a larger picture (by its header) is refused before it is
     decoded, as is a file whose size cannot hold the picture its header claims (``None``: no limit).

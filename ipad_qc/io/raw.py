@@ -81,11 +81,11 @@ def _preview(
     sensor = (sizes.width, sizes.height)
     if abs((size[0] / size[1]) / (sensor[0] / sensor[1]) - 1) > _ASPECT_TOLERANCE:
         return None, "preview framing differs"
-    target = hint.target_size(*sensor) if hint else sensor
-    if min(size) < min(target):
+    least = hint.least_size(*sensor) if hint else sensor
+    if min(size) < min(least):
         return None, "preview too small"
     try:
-        pixels = imdecode_jpeg(path, thumb.data, dct_factor(*size, target))[0] if is_jpeg else thumb.data
+        pixels = imdecode_jpeg(path, thumb.data, dct_factor(*size, least))[0] if is_jpeg else thumb.data
     except DecodeError:
         return None, "preview unreadable"
     return _stored(sizes, pixels, raw.white_level, "raw-preview", [], bgr=is_jpeg), ""  # bitmaps are RGB

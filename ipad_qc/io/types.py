@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,10 +24,22 @@ class DecodeHint:
     The decoded image is the smallest one (never upscaled) whose long side is at least
     ``long_side`` and whose short side is at least ``short_side``. ``None`` means no constraint;
     both ``None`` means full resolution.
+
+    ``slack`` lets a decoder stop short of that size, by up to this fraction, when its cheapest
+    reduced decode lands there: no larger decode and no resize follow. A 4000x3000 JPEG asked for a
+    1024 px long side is decoded at 1/2 (2000 px) and resized, 2x the cost of decoding it at 1/4
+    (1000 px); with ``slack=0.05`` the 1/4 decode is the result. For a consumer that analyses
+    whatever size it gets (within the slack); one that resizes to an exact input anyway gains nothing.
+    Formats without reduced decoding (PNG, TIFF) are resized to the target size as before.
     """
 
     long_side: int | None = None
     short_side: int | None = None
+    slack: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.slack < 1.0:
+            raise ValueError(f"DecodeHint.slack must lie in [0, 1), got {self.slack}")
 
     def scale_for(self, width: int, height: int) -> float:
         """Scale factor (<= 1) that turns a ``width`` x ``height`` image into the needed size."""
@@ -43,6 +56,19 @@ class DecodeHint:
         """(width, height) the image should have after decoding and resizing."""
         scale = self.scale_for(width, height)
         return max(1, round(width * scale)), max(1, round(height * scale))
+
+    def least_size(self, width: int, height: int) -> tuple[int, int]:
+        """The smallest (width, height) a reduced decode may deliver as it is: the target size less
+        the slack (the target size itself without slack)."""
+        target_width, target_height = self.target_size(width, height)
+        keep = 1.0 - self.slack
+        return max(1, math.ceil(target_width * keep - 1e-9)), max(1, math.ceil(target_height * keep - 1e-9))
+
+    def settings(self) -> dict[str, int | float | None]:
+        """The fields that decide the decoded pixels, for a settings hash; ``slack`` only when set, so
+        hashes taken before it existed still match."""
+        fields = {"long_side": self.long_side, "short_side": self.short_side}
+        return {**fields, "slack": self.slack} if self.slack else fields
 
 
 @dataclass(frozen=True)

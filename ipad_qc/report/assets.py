@@ -2,15 +2,17 @@
 
 Reports must rebuild in seconds and never re-run detection, so every picture a page shows is made
 once and kept: image thumbnails are named after the original's content hash (a renamed or copied
-file reuses them), overlays after the mask file's path, size and mtime (a re-scan rewrites the mask,
-which gives a new name). The overlay is a separate transparent PNG drawn over the thumbnail by the
-browser, so the page can toggle the mask without a second copy of the image.
+file reuses them), overlays after what their mask is a function of: the original's content hash,
+the scan's settings hash and the label (a scan with other settings gives other names). A scan
+leaves both behind (from the pixels it decoded and the detector's map), so a
+report made after a scan reads neither originals nor full-size masks. The overlay is a separate
+transparent PNG drawn over the thumbnail by the browser, so the page can toggle the mask without a
+second copy of the image.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import re
 import shutil
@@ -22,18 +24,22 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 
 from ipad_qc.io import DecodeError, DecodeHint, load_image
-from ipad_qc.outputs import MASK_DIR, THUMB_DIR, THUMB_SIDE, VIEW_SIDE, thumbnail_name, write_thumbnails
-from ipad_qc.runfolder import UnsafePathError, atomic_write, inside, original
+from ipad_qc.outputs import (
+    MASK_DIR,
+    THUMB_DIR,
+    THUMB_SIDE,
+    VIEW_SIDE,
+    overlay_name,
+    overlay_stem,
+    thumbnail_name,
+    write_overlays,
+    write_thumbnails,
+)
+from ipad_qc.runfolder import UnsafePathError, inside, original
 from ipad_qc.scanning.jobs import decode_pool
 
-# Overlay colours (RGB) match the class colours of the page.
-OVERLAY_COLOURS: dict[str, tuple[int, int, int]] = {
-    "ghosting": (255, 64, 64), "flare": (255, 170, 0), "moire": (40, 150, 255),
-}
-_FILL_ALPHA = 0.35
 _HEX_DIGEST = re.compile(r"[0-9a-f]{8,128}")
 _POOL_MIN_JOBS = 6  # below this, starting worker processes costs more than it saves
 
@@ -50,6 +56,7 @@ class AssetRequest:
     height: int
     want_view: bool
     refused: str | None = None  # why a path of the row was not followed (it led out of its folder)
+    settings_hash: str = ""  # with the content hash, names the mask's overlays (the mask is their function)
 
 
 @dataclass(frozen=True)
@@ -63,25 +70,17 @@ class RowAssets:
     problem: str | None = None
 
 
-def _overlay_stem(mask: Path, label: str | None) -> str | None:
-    try:
-        info = mask.stat()
-    except OSError:
-        return None
-    key = f"{mask.resolve()}|{info.st_size}|{info.st_mtime_ns}|{label}"
-    return hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=12).hexdigest()
-
-
 def planned_assets(request: AssetRequest) -> RowAssets:
     """The names a request's pictures have in the cache, whether or not they exist yet."""
     digest = request.content_hash
-    stem = _overlay_stem(request.mask, request.label) if request.mask else None
+    mask_found = request.mask is not None and request.mask.is_file()
+    stem = overlay_stem(digest, request.settings_hash, request.label) if mask_found and digest else None
     return RowAssets(
         thumb=thumbnail_name(digest, THUMB_SIDE) if digest else None,
         view=thumbnail_name(digest, VIEW_SIDE) if digest and request.want_view else None,
-        overlay=f"{stem}-{THUMB_SIDE}.png" if stem else None,
-        view_overlay=f"{stem}-{VIEW_SIDE}.png" if stem and request.want_view else None,
-        problem=request.refused or (f"mask not found: {request.mask}" if request.mask and not stem else None),
+        overlay=overlay_name(stem, THUMB_SIDE) if stem else None,
+        view_overlay=overlay_name(stem, VIEW_SIDE) if stem and request.want_view else None,
+        problem=request.refused or (f"mask not found: {request.mask}" if request.mask and not mask_found else None),
     )
 
 
@@ -102,33 +101,16 @@ def _make_images(job: _Job) -> None:
     write_thumbnails(Path(job.folder), request.content_hash, image.pixels, sides)
 
 
-def overlay_pixels(mask: np.ndarray, size: tuple[int, int], label: str | None) -> np.ndarray:
-    """BGRA overlay of a 0/255 mask at ``size``: translucent fill plus an opaque outline, class-coloured."""
-    small = cv2.resize(mask, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-    binary = (small >= 0.5).astype(np.uint8)
-    outline = cv2.morphologyEx(binary, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
-    red, green, blue = OVERLAY_COLOURS.get(label or "", (255, 255, 255))
-    overlay = np.zeros((size[1], size[0], 4), np.uint8)
-    overlay[..., :3] = (blue, green, red)
-    alpha = np.clip(small * _FILL_ALPHA, 0.0, 1.0)
-    alpha[outline] = 1.0
-    overlay[..., 3] = np.round(alpha * 255.0).astype(np.uint8)
-    return overlay
-
-
 def _make_overlays(job: _Job) -> None:
+    """Overlays from the full-size mask file, for rows whose scan did not leave them (older scans,
+    a deleted ``thumbs/``); a scan writes them from the detector's map."""
     request, planned = job.request, job.planned
     mask = cv2.imread(str(request.mask), cv2.IMREAD_GRAYSCALE)
     if mask is None:
         raise OSError(f"cannot read mask {request.mask}")
-    for name, side in ((planned.overlay, THUMB_SIDE), (planned.view_overlay, VIEW_SIDE)):
-        if name:
-            size = DecodeHint(long_side=side).target_size(mask.shape[1], mask.shape[0])
-            overlay = overlay_pixels(mask, size, request.label)
-            ok, encoded = cv2.imencode(".png", overlay, [cv2.IMWRITE_PNG_COMPRESSION, 6])
-            if not ok:
-                raise OSError(f"cannot encode {name}")
-            atomic_write(Path(job.folder) / name, encoded.tobytes())
+    sides = [side for name, side in ((planned.overlay, THUMB_SIDE), (planned.view_overlay, VIEW_SIDE)) if name]
+    write_overlays(Path(job.folder), overlay_stem(request.content_hash, request.settings_hash, request.label), mask,
+                   mask.shape[1::-1], request.label, sides)
 
 
 def _run_job(job: _Job) -> str | None:
@@ -235,7 +217,8 @@ def asset_request(row: Mapping[str, Any], root: Path | None, run_dir: Path, want
         width, height = int(row.get("width") or 0), int(row.get("height") or 0)
     except (TypeError, ValueError):
         width = height = 0
-    return AssetRequest(source, digest, mask, row.get("label"), width, height, want_view, refused)
+    return AssetRequest(source, digest, mask, row.get("label"), width, height, want_view, refused,
+                        str(row.get("settings_hash") or ""))
 
 
 def prune(folder: Path, keep: Iterable[str]) -> int:

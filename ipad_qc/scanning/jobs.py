@@ -24,6 +24,7 @@ from ipad_qc.io import DecodedImage, DecodeError, DecodeHint, load_image
 from ipad_qc.io.budget import DEFAULT_MAX_PIXELS, largest_plausible_file
 from ipad_qc.io.files import NotRegularFileError, hash_fd, open_regular
 from ipad_qc.io.loader import check_budget
+from ipad_qc.scanning.resources import keep_freed_memory
 
 DECODER_CRASHED = "the decoder crashed on this file (worker process died)"
 
@@ -126,12 +127,16 @@ def _exit_with_scan(lifeline: Connection) -> None:
 
 
 def _init_worker(lifeline: Connection) -> None:
-    """Workers leave Ctrl-C to the main process, use one OpenCV thread each (no oversubscription),
-    keep OpenCV's own error log off the terminal (errors become rows), and die with the scan."""
+    """Workers leave Ctrl-C to the main process, decode with one thread each (the pool is the
+    parallelism: see :mod:`ipad_qc.scanning.resources`), reuse freed memory, keep OpenCV's own error
+    log off the terminal (errors become rows), and die with the scan."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import cv2
+    import tifffile
 
     cv2.setNumThreads(1)
+    tifffile.TIFF.MAXWORKERS = 1
+    keep_freed_memory()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     threading.Thread(target=_exit_with_scan, args=(lifeline,), name="ipad-qc-lifeline", daemon=True).start()
 

@@ -8,7 +8,6 @@ commits once per batch.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from ipad_qc.detectors.base import Detection, Detector
 from ipad_qc.detectors.registry import get_detector
 from ipad_qc.io import DecodedImage
 from ipad_qc.scanning.jobs import DECODER_CRASHED, DecodeJob, DecodeOutcome, decode_job, decode_pool, stop_pool
+from ipad_qc.scanning.resources import detector_threads, keep_freed_memory, share_cores
 from ipad_qc.scanning.types import DetectorSetup, ScanError, ScanListener, ScanOptions, ScanSummary
 from ipad_qc.scanning.writer import Finished, ResultWriter
 from ipad_qc.store import ResultStore
@@ -62,22 +62,27 @@ class LocalPipeline:
         self.detector = detector
         self.options = options
         self.writer = ResultWriter(store, detector.name, settings_hash, options, listener, summary)
-        self.workers = (os.cpu_count() or 1) if options.workers is None else max(0, options.workers)
+        self.workers, self.threads = share_cores(options.workers)
         self.window = max(2, self.workers * 2) + options.batch_size
         self.images: list[DecodeOutcome] = []
         self.failures: list[DecodeOutcome] = []
 
     # decode side
     def run(self, jobs: list[DecodeJob]) -> None:
+        keep_freed_memory()
         try:
-            if self.workers == 0:
-                for job in jobs:
-                    self._accept(self.decode(job))
-            else:
-                self._run_pool(jobs)
-            self._flush()
+            with detector_threads(self.threads):
+                self._run(jobs)
         finally:
             self.writer.close()
+
+    def _run(self, jobs: list[DecodeJob]) -> None:
+        if self.workers == 0:
+            for job in jobs:
+                self._accept(self.decode(job))
+        else:
+            self._run_pool(jobs)
+        self._flush()
 
     def _run_pool(self, jobs: list[DecodeJob]) -> None:
         pending = deque(jobs)
@@ -161,6 +166,7 @@ class LocalEngine:
     def prepare(self, options: ScanOptions) -> DetectorSetup:
         self.options = options
         if self.detector is None:
+            keep_freed_memory()  # before the detector allocates: PyTorch reads its page setting once
             self.detector = make_detector(options)
         return DetectorSetup.of(self.detector, options)
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,7 +27,7 @@ class ScanOptions:
     detector_options: Mapping[str, Any] = field(default_factory=dict)
     device: str = "auto"
     batch_size: int = 8
-    workers: int | None = None  # None: one per CPU core; 0: decode in the main process
+    workers: int | None = None  # None: cores - 1 (see scanning.resources); 0: decode in the main process
     raw_mode: str = "preview"
     allow_partial: bool = False
     include: tuple[str, ...] = ()
@@ -106,7 +106,7 @@ def settings_fingerprint(detector: Detector, options: ScanOptions) -> tuple[dict
     settings = {
         "detector": detector.name,
         "detector_settings": detector.settings(),
-        "decode_hint": asdict(detector.decode_hint),
+        "decode_hint": detector.decode_hint.settings(),
         "raw_mode": options.raw_mode,
         "allow_partial": options.allow_partial,
     }

@@ -3,6 +3,13 @@
 Every engine hands its finished files to :class:`ResultWriter`, so rows and files are identical
 whether the files were decoded and detected by local processes or on a Ray cluster.
 
+Writing is off the scan's critical path: a batch's masks, maps and thumbnails are encoded in
+background threads (OpenCV releases the GIL; ISA-L deflates a map in ~2 ms) while the engine
+detects the next batch, and the batch's rows are committed when the next batch is handed over, or
+at :meth:`ResultWriter.close`. One batch at most is in flight, so memory stays bounded;
+:meth:`~ResultWriter.close` always settles it, so an interrupted scan still commits every file it
+finished.
+
 What a failure costs is decided here. A file the decoder or detector failed on is an error row. A
 mask that cannot be written is an error row too (the mask is part of the result; ``--retry-errors``
 redoes it). A probability map or report thumbnail that cannot be written is only a warning on the
@@ -12,7 +19,7 @@ read-only) stops the scan with :class:`~ipad_qc.runfolder.RunFolderError` before
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +28,17 @@ import cv2
 
 from ipad_qc.classes import CLASS_NAMES
 from ipad_qc.detectors.base import Detection
-from ipad_qc.outputs import THUMB_DIR, THUMB_SIDE, VIEW_SIDE, write_mask, write_probability_map, write_thumbnails
+from ipad_qc.io.types import DecodeHint
+from ipad_qc.outputs import (
+    THUMB_DIR,
+    THUMB_SIDE,
+    VIEW_SIDE,
+    overlay_stem,
+    write_mask,
+    write_overlays,
+    write_probability_map,
+    write_thumbnails,
+)
 from ipad_qc.runfolder import stop_if_folder_failed
 from ipad_qc.scanning.jobs import DecodeOutcome
 from ipad_qc.scanning.types import ItemResult, ScanListener, ScanOptions, ScanSummary
@@ -67,9 +84,14 @@ class ResultWriter:
         self.listener = listener
         self.summary = summary
         self._threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ipad-qc-writer")
+        self._pending: tuple[list[Finished], list[Future[dict[str, Any]]]] | None = None
 
     def close(self) -> None:
-        self._threads.shutdown(wait=True)
+        """Commit the batch still in flight, then stop the threads."""
+        try:
+            self._settle()
+        finally:
+            self._threads.shutdown(wait=True)
 
     def unchanged(self, outcome: DecodeOutcome) -> None:
         """The content hash proved the file unchanged: keep its row, record its new size and mtime."""
@@ -79,11 +101,28 @@ class ResultWriter:
         self.listener.advanced(ItemResult(outcome.job.relpath, "unchanged"))
 
     def commit(self, items: list[Finished]) -> None:
-        """Write the batch's masks and maps (PNG encoding in threads), then upsert its rows in one commit."""
-        if not items:
+        """Start writing the batch's masks, maps and thumbnails in the background and return; first,
+        commit the previous batch's rows (in one transaction) once its files are written.
+
+        A run folder that failed while writing the previous batch raises
+        :class:`~ipad_qc.runfolder.RunFolderError` here.
+        """
+        self._settle()
+        if items:
+            self._pending = (items, [self._threads.submit(self._row, item) for item in items])
+
+    def _settle(self) -> None:
+        """Wait for the batch in flight, upsert its rows in one commit, count and report them."""
+        if self._pending is None:
             return
-        rows = list(self._threads.map(self._row, items))
+        items, futures = self._pending
+        try:
+            rows = [future.result() for future in futures]
+        except Exception:  # the run folder failed: raised once; Ctrl-C instead leaves the batch for close()
+            self._pending = None
+            raise
         self.store.put_batch(rows)
+        self._pending = None
         for item, row in zip(items, rows, strict=True):
             self.summary.decode_s += item.outcome.decode_ms / 1000.0
             self.summary.detect_s += (item.detect_ms or 0.0) / 1000.0
@@ -108,13 +147,26 @@ class ResultWriter:
                 stop_if_folder_failed(run_dir, exc, "writing a probability map")
                 warnings.append(f"probability map not written: {_reason(exc)}")
         if self.options.write_thumbnails:
-            sides = (THUMB_SIDE, VIEW_SIDE) if not result.is_clean else (THUMB_SIDE,)
             try:
-                write_thumbnails(run_dir / THUMB_DIR, outcome.content_hash, outcome.image.pixels, sides)
+                self._report_pictures(outcome, result, mask_path)
             except _OUTPUT_ERRORS as exc:
                 stop_if_folder_failed(run_dir, exc, "writing a report thumbnail")
                 warnings.append(f"report thumbnail not written: {_reason(exc)}")
         return self._ok_row(outcome, result, mask_path, map_path, item.detect_ms, warnings)
+
+    def _report_pictures(self, outcome: DecodeOutcome, detection: Detection, mask_path: str) -> None:
+        """Thumbnails from the pixels decoded for detection and, for a flagged image, the mask overlays
+        from the detector's map, thresholded at the largest overlay's size as the full-size mask is at
+        the original's (so they match it scaled down): the report then reads neither the original
+        nor the mask."""
+        folder = self.store.run_dir / THUMB_DIR
+        sides = (THUMB_SIDE, VIEW_SIDE) if mask_path else (THUMB_SIDE,)
+        write_thumbnails(folder, outcome.content_hash, outcome.image.pixels, sides)
+        if mask_path:
+            stem = overlay_stem(outcome.content_hash, self.settings_hash, detection.label)
+            largest = DecodeHint(long_side=max(sides)).target_size(*detection.original_size)
+            write_overlays(folder, stem, detection.mask_image(largest), detection.original_size,
+                           detection.label, sides)
 
     def _base_row(self, outcome: DecodeOutcome) -> dict[str, Any]:
         return {
