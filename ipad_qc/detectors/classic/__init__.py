@@ -26,11 +26,14 @@ from ipad_qc.io.types import DecodedImage, DecodeHint
 __all__ = ["ClassicDetector", "create"]
 
 #: Bumped whenever the algorithm or a constant changes, so stored results are recomputed.
-VERSION = "1.3.0"
+VERSION = "1.3.1"
 #: Analysis long side. Moiré beats and ghost offsets must survive the downscale (a 12-MP frame
 #: shrinks 4x, keeping beats of >= ~8 px and ghosts of >= ~12 px at full size) while the two
 #: tile-FFT tests stay within ~0.2 s on one core.
 ANALYSIS_SIDE = 1024
+#: The tests analyse whatever size they get, so a JPEG's 1/4 DCT decode of a 12 MP frame (1000 px)
+#: stands instead of a 1/2 decode and a resize: a third less decode time (1.3.1).
+DECODE_SLACK = 0.05
 #: Share of the image whose mean map value is the image-level evidence: small enough that a small
 #: artifact counts fully, large enough that one noisy tile does not.
 TOP_AREA = 0.02
@@ -66,7 +69,7 @@ class ClassicDetector:
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
         self.threshold = threshold
-        self.decode_hint = DecodeHint(long_side=ANALYSIS_SIDE)
+        self.decode_hint = DecodeHint(long_side=ANALYSIS_SIDE, slack=DECODE_SLACK)
 
     def settings(self) -> dict[str, Any]:
         return {
