@@ -121,3 +121,18 @@ def test_settings_name_the_weights_by_content_so_a_rescan_redoes_files_when_they
 def test_missing_bundled_weights_name_the_option(tmp_path: Path) -> None:
     with pytest.raises(NetCheckpointError, match="not found"):
         create(device="cpu", weights=str(tmp_path / "none.safetensors"))
+
+
+def test_bundled_weights_are_calibrated_small_and_detect_at_the_shipped_size() -> None:
+    from ipad_qc.net.checkpoint import BUNDLED_WEIGHTS
+
+    assert BUNDLED_WEIGHTS.stat().st_size <= 10 * 2**20, "the package carries at most 10 MB of weights"
+    assert BUNDLED_WEIGHTS.with_name("MODEL_CARD.md").is_file(), "the weights ship with their model card"
+    detector = create(device="cpu")
+    assert detector.settings()["weights"] == "bundled"
+    assert set(detector.model.config.thresholds) == set(ARTIFACT_CLASSES)
+    image = decoded(480, 360)
+    (detection,) = detector.detect([image])
+    side = detector.model.config.input_side
+    assert detection.probability.shape == (round(360 * side / 480), side)
+    assert abs(sum(detection.scores.values()) - 1.0) < 1e-4 and detection.label in CLASS_NAMES

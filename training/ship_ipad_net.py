@@ -65,6 +65,7 @@ def install(best: Path) -> None:
     BUNDLED_WEIGHTS.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=BUNDLED_WEIGHTS.parent, suffix=".tmp", delete=False) as handle:
         shutil.copyfile(best, handle.name)
+    os.chmod(handle.name, 0o644)  # a temporary file is private; package data is world-readable
     os.replace(handle.name, BUNDLED_WEIGHTS)
 
 
