@@ -48,6 +48,9 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="the train-net run folder (best.safetensors, metrics.csv)")
     parser.add_argument("--test-data", type=Path, required=True, help="the data set it was trained on")
+    parser.add_argument("--continued-from", type=Path, action="append", default=[], metavar="RUN",
+                        help="an earlier run the weights were initialised from (--init): its epochs and "
+                             "hours count too (repeatable)")
     parser.add_argument("--realdev", type=Path, default=REPO.parent / "shared" / "realdev")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "ship-ipad-net", help="evaluation scans")
     parser.add_argument("--command", default="ipad-qc train-net --synth-from ../shared/clean-corpus "
@@ -94,9 +97,12 @@ def cpu_seconds_per_12mp_jpeg(samples: Path, images: int = 8) -> float:
         return (time.process_time() - started) / len(paths)
 
 
-def training_time(run: Path) -> tuple[int, float]:
-    with open(run / "metrics.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+def training_time(runs: list[Path]) -> tuple[int, float]:
+    """Epochs and seconds of the run folders together (from their metrics.csv)."""
+    rows = []
+    for run in runs:
+        with open(run / "metrics.csv", newline="") as handle:
+            rows.extend(csv.DictReader(handle))
     return len(rows), sum(float(row["seconds"]) for row in rows)
 
 
@@ -115,7 +121,7 @@ def _mistakes(evaluation: DetectorEvaluation, count: int = 8) -> list[str]:
 def write_card(args: argparse.Namespace, real: dict[str, tuple[DetectorEvaluation, float]],
                synthetic: DetectorEvaluation, seconds_12mp: float) -> None:
     model, training = load_net(BUNDLED_WEIGHTS)
-    epochs, seconds = training_time(args.run)
+    epochs, seconds = training_time([*args.continued_from, args.run])
     synth_record = args.test_data / "synth.json"
     settings = json.loads(synth_record.read_text()).get("settings", {}) if synth_record.is_file() else {}
     header = ("| detector | accuracy | clean flagged | " + " | ".join(f"{n} ovr" for n in ARTIFACT_CLASSES)

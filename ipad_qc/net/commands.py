@@ -59,7 +59,8 @@ def train_net_command(data: tuple[Path, ...], out: Path, synth_from: Path | None
     """Train ipad-net on DATA (synth data sets, labelled folders) and/or synthesis from clean photos.
 
     \b
-    The shipped weights (seed 0, ~1 h on 2 CPU cores):
+    From scratch (seed 0, ~1.2 h on 2 CPU cores; the shipped weights continue it for 6 epochs, see
+    training/README.md "ipad-net"):
       ipad-qc train-net --synth-from ../shared/clean-corpus --out runs/ipad-net
     \b
     Fine-tune on your own labelled captures plus synthesis on your clean photos:
