@@ -84,7 +84,10 @@ def test_aligned_fusion_of_a_moving_object_shows_it_once() -> None:
 def _realdev() -> Path:
     root = Path(os.environ.get("IPAD_QC_REALDEV", Path(__file__).resolve().parents[2] / "shared" / "realdev"))
     if not (root / "labels.csv").is_file():
-        pytest.skip(f"real pairs not present at {root} (set $IPAD_QC_REALDEV)")
+        # The real pairs are other people's photos under their own licences: never copied into the
+        # repository, so this runs only where ../shared/realdev (or $IPAD_QC_REALDEV) is present.
+        pytest.skip(f"real pairs not present at {root} (licensed data outside the repository; "
+                    "set $IPAD_QC_REALDEV)")
     return root
 
 
